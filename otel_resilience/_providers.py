@@ -1,0 +1,138 @@
+"""Build and install the tracer, meter and logger providers from :class:`Settings`.
+
+This is the one place where the SDK is assembled. It is written to be called once per
+process by the configurator, never to raise for configuration reasons (each exporter or
+endpoint that cannot be set up costs one warning), and to leave the program's own logging
+configuration alone: it adds a handler for OTLP logs, it changes no level or format.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from otel_resilience._exporters import create_exporters
+from otel_resilience._log_bridge import attach_log_bridge
+from otel_resilience._prometheus import PrometheusEndpoint, start_prometheus_endpoint
+from otel_resilience._shutdown import BoundedShutdown
+from otel_resilience._version import __version__
+from otel_resilience._views import duration_views
+from otel_resilience.config import Settings
+
+__all__ = ["InstalledTelemetry", "build_resource", "install_providers", "installed_telemetry"]
+
+_logger = logging.getLogger(__name__)
+
+DISTRO_NAME = "otel-resilience"
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledTelemetry:
+    """What the configurator installed, for programs and tools that want to point at it."""
+
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    logger_provider: LoggerProvider
+    resource: Resource
+    exporters: dict[str, tuple[str, ...]]
+    prometheus_url: str | None
+    shutdown: BoundedShutdown
+
+
+_installed: InstalledTelemetry | None = None
+
+
+def installed_telemetry() -> InstalledTelemetry | None:
+    """The providers the configurator installed in this process, or ``None``."""
+    return _installed
+
+
+def build_resource() -> Resource:
+    """The process's resource: upstream variables and detectors, plus who we are.
+
+    ``service.instance.id`` is added when the user did not set one, because dashboards and
+    alerts aggregate across processes of one service by it.
+    """
+    resource = Resource.create(
+        {"telemetry.distro.name": DISTRO_NAME, "telemetry.distro.version": __version__}
+    )
+    if "service.instance.id" not in resource.attributes:
+        resource = resource.merge(Resource({"service.instance.id": str(uuid.uuid4())}))
+    return resource
+
+
+def _metric_readers(settings: Settings) -> tuple[list[MetricReader], PrometheusEndpoint | None]:
+    readers: list[MetricReader] = [
+        PeriodicExportingMetricReader(exporter)
+        for exporter in create_exporters("metrics", settings.export)
+    ]
+    endpoint = None
+    if "prometheus" in settings.export.exporters["metrics"]:
+        endpoint = start_prometheus_endpoint(
+            settings.export.prometheus_host, settings.export.prometheus_port
+        )
+        if endpoint is not None:
+            readers.append(endpoint.reader)
+    return readers, endpoint
+
+
+def install_providers(settings: Settings) -> InstalledTelemetry:
+    """Create the providers, register them globally and arrange a bounded flush at exit."""
+    global _installed  # noqa: PLW0603 - one installation per process is the point
+    if _installed is not None:
+        return _installed
+
+    resource = build_resource()
+    shutdown = BoundedShutdown(settings.shutdown_timeout)
+
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    for span_exporter in create_exporters("traces", settings.export):
+        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+
+    readers, prometheus = _metric_readers(settings)
+    meter_provider = MeterProvider(
+        metric_readers=readers,
+        resource=resource,
+        views=duration_views(),
+        shutdown_on_exit=False,
+    )
+
+    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    log_exporters: list[Any] = create_exporters("logs", settings.export)
+    for log_exporter in log_exporters:
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    _logs.set_logger_provider(logger_provider)
+    if log_exporters:
+        attach_log_bridge(logger_provider)
+
+    shutdown.add("traces", tracer_provider.shutdown)
+    shutdown.add("metrics", meter_provider.shutdown)
+    shutdown.add("logs", logger_provider.shutdown)
+    atexit.register(shutdown.run)
+
+    _installed = InstalledTelemetry(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+        resource=resource,
+        exporters={signal: names for signal, names in settings.export.exporters.items()},
+        prometheus_url=prometheus.url if prometheus is not None else None,
+        shutdown=shutdown,
+    )
+    _logger.debug("otel-resilience installed %s", _installed)
+    return _installed

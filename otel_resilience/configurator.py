@@ -1,0 +1,37 @@
+"""The ``opentelemetry_configurator`` entry point ``otel_resilience``.
+
+``opentelemetry-instrument`` calls it once at start-up, after the distro and before the
+instrumentors. Select it explicitly with ``OTEL_PYTHON_CONFIGURATOR=otel_resilience`` when
+other configurators are installed too.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from opentelemetry.sdk._configuration import _BaseConfigurator
+
+from otel_resilience._providers import install_providers
+from otel_resilience.config import Settings
+
+__all__ = ["ResilienceConfigurator"]
+
+_logger = logging.getLogger(__name__)
+
+
+class ResilienceConfigurator(_BaseConfigurator):
+    """Builds the providers, resource and exporters from environment variables alone."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        try:
+            settings = Settings.from_environment()
+            if settings.sdk_disabled:
+                _logger.debug("OTEL_SDK_DISABLED=true: otel-resilience installs no providers")
+                return
+            install_providers(settings)
+        except Exception:  # fail-safe: the host program must run even if we cannot
+            _logger.warning(
+                "otel-resilience could not configure OpenTelemetry; the program runs without it",
+                exc_info=True,
+            )

@@ -1,0 +1,48 @@
+"""Fixtures shared by the whole suite: real receivers, a real Prometheus, real ports."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+from otlp_receiver import OtlpReceiver, SilentTcpServer
+from prometheus_server import PrometheusServer
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """An OTLP receiver on 127.0.0.1 speaking gRPC and HTTP/protobuf."""
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def silent_collector() -> Iterator[SilentTcpServer]:
+    """A 'collector' that accepts connections and never answers."""
+    with SilentTcpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def start_prometheus() -> Iterator[Callable[[Sequence[str]], PrometheusServer]]:
+    """Start a real Prometheus scraping the given targets every second; stopped afterwards."""
+    started: list[PrometheusServer] = []
+
+    def start(targets: Sequence[str]) -> PrometheusServer:
+        server = PrometheusServer(list(targets)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that another socket is listening on for the whole test."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])

@@ -1,0 +1,157 @@
+"""Every variable we read: valid values parse, invalid ones warn once and fall back."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from otel_resilience import config
+from otel_resilience.config import RESILIENCE_VARIABLES, ExportSettings, Settings, Variable
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.mark.parametrize("variable", RESILIENCE_VARIABLES, ids=lambda v: v.name)
+def test_malformed_resilience_variable_warns_once_and_uses_the_default(
+    variable: Variable[object], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="otel_resilience"):
+        value = variable.read({variable.name: variable.invalid_example})
+    assert value == variable.default
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert variable.name in message
+    assert repr(variable.invalid_example) in message
+    assert variable.expected in message
+
+
+@pytest.mark.parametrize("variable", RESILIENCE_VARIABLES, ids=lambda v: v.name)
+def test_settings_survive_every_malformed_resilience_variable(
+    variable: Variable[object], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings.from_environment({variable.name: variable.invalid_example})
+    assert settings == Settings.from_environment({})
+    assert any(variable.name in r.getMessage() for r in caplog.records)
+
+
+def test_unset_and_blank_variables_use_defaults_silently(caplog: pytest.LogCaptureFixture) -> None:
+    blank = {variable.name: "  " for variable in RESILIENCE_VARIABLES}
+    assert Settings.from_environment(blank) == Settings.from_environment({})
+    assert caplog.records == []
+
+
+def test_shutdown_timeout_accepts_seconds() -> None:
+    assert Settings.from_environment({config.SHUTDOWN_TIMEOUT.name: "2.5"}).shutdown_timeout == 2.5
+    assert Settings.from_environment({config.SHUTDOWN_TIMEOUT.name: "0"}).shutdown_timeout == 0.0
+
+
+@pytest.mark.parametrize("raw", ["-1", "nan", "inf", "1s", "soon"])
+def test_shutdown_timeout_rejects_non_durations(raw: str) -> None:
+    assert config.SHUTDOWN_TIMEOUT.read({config.SHUTDOWN_TIMEOUT.name: raw}) == 1.0
+
+
+def test_readme_table_matches_the_code() -> None:
+    text = README.read_text()
+    match = re.search(
+        r"<!-- configuration-table:start -->\n(.*?)\n<!-- configuration-table:end -->",
+        text,
+        re.DOTALL,
+    )
+    assert match is not None, "README lacks the configuration table markers"
+    assert match.group(1).strip() == config.markdown_table()
+
+
+# --- upstream variables -----------------------------------------------------------------
+
+
+def test_embedded_default_without_any_otlp_endpoint() -> None:
+    export = ExportSettings.from_environment({})
+    assert export.exporters == {"traces": (), "metrics": ("prometheus",), "logs": ()}
+    assert (export.prometheus_host, export.prometheus_port) == ("localhost", 9464)
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    ],
+)
+def test_any_otlp_endpoint_makes_otlp_the_default(variable: str) -> None:
+    export = ExportSettings.from_environment({variable: "http://127.0.0.1:4317"})
+    assert export.exporters == {"traces": ("otlp",), "metrics": ("otlp",), "logs": ("otlp",)}
+
+
+def test_exporter_lists_keep_upstream_meaning() -> None:
+    export = ExportSettings.from_environment(
+        {
+            "OTEL_TRACES_EXPORTER": "console, otlp",
+            "OTEL_METRICS_EXPORTER": "otlp,prometheus,otlp",
+            "OTEL_LOGS_EXPORTER": "none",
+        }
+    )
+    assert export.exporters == {
+        "traces": ("console", "otlp"),
+        "metrics": ("otlp", "prometheus"),
+        "logs": (),
+    }
+
+
+def test_unknown_exporter_is_reported_and_the_valid_ones_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    export = ExportSettings.from_environment({"OTEL_TRACES_EXPORTER": "otlp,zipkinn"})
+    assert export.exporters["traces"] == ("otlp",)
+    (record,) = caplog.records
+    assert "OTEL_TRACES_EXPORTER" in record.getMessage()
+    assert "'otlp,zipkinn'" in record.getMessage()
+    assert "zipkinn" in record.getMessage()
+
+
+def test_prometheus_is_not_a_trace_exporter(caplog: pytest.LogCaptureFixture) -> None:
+    export = ExportSettings.from_environment({"OTEL_TRACES_EXPORTER": "prometheus"})
+    assert export.exporters["traces"] == ()
+    assert "OTEL_TRACES_EXPORTER" in caplog.records[0].getMessage()
+
+
+def test_signal_protocol_overrides_the_general_one() -> None:
+    export = ExportSettings.from_environment(
+        {
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc",
+        }
+    )
+    assert export.otlp_protocols == {
+        "traces": "http/protobuf",
+        "metrics": "grpc",
+        "logs": "http/protobuf",
+    }
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "expected_fragment"),
+    [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "grpc or http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "udp", "grpc or http/protobuf"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "99999", "a port number from 0 to 65535"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "ninety", "a port number from 0 to 65535"),
+        ("OTEL_EXPORTER_PROMETHEUS_HOST", "local host", "a host name or address"),
+    ],
+)
+def test_malformed_upstream_variable_warns_and_uses_the_default(
+    variable: str, raw: str, expected_fragment: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    export = ExportSettings.from_environment({variable: raw})
+    defaults = ExportSettings.from_environment({})
+    assert export == defaults
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1
+    assert variable in messages[0]
+    assert repr(raw) in messages[0]
+    assert expected_fragment in messages[0]
