@@ -2,10 +2,41 @@
 
 Run a program unchanged under ``opentelemetry-instrument`` to get it all, configured by
 environment variables (see the README's configuration table), or use the pieces below as a
-library.
+library::
+
+    from otel_resilience import CircuitBreaker
+
+    breaker = CircuitBreaker("inventory-api", consecutive_failures=5, recovery_timeout=10)
+
+    @breaker
+    def fetch_stock(item: str) -> int: ...
 """
 
+from otel_resilience._breaker import (
+    CallEvent,
+    CallListener,
+    CircuitBreaker,
+    CircuitBreakerListener,
+    CircuitBreakerStats,
+    CircuitOpenError,
+    StateTransition,
+    TransitionListener,
+)
+from otel_resilience._policy import BreakerPolicy
 from otel_resilience._providers import InstalledTelemetry, installed_telemetry
 from otel_resilience._version import __version__
 
-__all__ = ["InstalledTelemetry", "__version__", "installed_telemetry"]
+__all__ = [
+    "BreakerPolicy",
+    "CallEvent",
+    "CallListener",
+    "CircuitBreaker",
+    "CircuitBreakerListener",
+    "CircuitBreakerStats",
+    "CircuitOpenError",
+    "InstalledTelemetry",
+    "StateTransition",
+    "TransitionListener",
+    "__version__",
+    "installed_telemetry",
+]

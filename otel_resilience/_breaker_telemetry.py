@@ -1,0 +1,146 @@
+"""The circuit breakers' telemetry: observable instruments, span events and log records.
+
+Breakers count their calls themselves (exact integers under their own lock); the
+instruments here read those counters when a metric reader collects, so a guarded call pays
+no SDK call for its metrics. State changes and rejections, which are rare, add an event to
+the current span, and state changes write one log record through ``logging``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from otel_resilience._version import __version__
+
+if TYPE_CHECKING:
+    from otel_resilience._breaker import CircuitBreaker, CircuitOpenError, StateTransition
+
+__all__ = ["observe", "observed_breakers", "record_rejection", "record_transition"]
+
+_logger = logging.getLogger("otel_resilience.circuit_breaker")
+
+NAME = "resilience.circuit_breaker.name"
+STATE = "resilience.circuit_breaker.state"
+OUTCOME = "resilience.call.outcome"
+
+_STATES = ("closed", "open", "half_open", "forced_open", "disabled")
+# Index of each outcome in CircuitBreaker._counts: calls, successes, failures, rejections,
+# ignored, slow.
+_OUTCOME_COUNTS = (("success", 1), ("failure", 2), ("rejected", 3), ("ignored", 4))
+
+_observed: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+_instruments_lock = threading.Lock()
+_instruments_created = False
+
+
+def observed_breakers() -> list[CircuitBreaker]:
+    """Every breaker alive in this process."""
+    return list(_observed)
+
+
+def observe(breaker: CircuitBreaker) -> None:
+    """Include ``breaker`` in the metrics; the instruments are created on first use."""
+    _observed.add(breaker)
+    global _instruments_created  # noqa: PLW0603 - created once per process
+    if _instruments_created:
+        return
+    with _instruments_lock:
+        if _instruments_created:
+            return
+        _create_instruments()
+        _instruments_created = True
+
+
+def _snapshots() -> list[tuple[str, str, list[int], dict[str, int]]]:
+    return [breaker._telemetry_snapshot() for breaker in observed_breakers()]
+
+
+def _observe_state(options: CallbackOptions) -> Iterable[Observation]:
+    for name, state, _, _ in _snapshots():
+        for candidate in _STATES:
+            yield Observation(1 if candidate == state else 0, {NAME: name, STATE: candidate})
+
+
+def _observe_calls(options: CallbackOptions) -> Iterable[Observation]:
+    for name, _, counts, _ in _snapshots():
+        for outcome, index in _OUTCOME_COUNTS:
+            yield Observation(counts[index], {NAME: name, OUTCOME: outcome})
+
+
+def _observe_slow_calls(options: CallbackOptions) -> Iterable[Observation]:
+    for name, _, counts, _ in _snapshots():
+        yield Observation(counts[5], {NAME: name})
+
+
+def _observe_transitions(options: CallbackOptions) -> Iterable[Observation]:
+    for name, _, _, transitions in _snapshots():
+        for state, count in transitions.items():
+            yield Observation(count, {NAME: name, STATE: state})
+
+
+def _create_instruments() -> None:
+    meter = metrics.get_meter("otel_resilience", __version__)
+    meter.create_observable_gauge(
+        "resilience.circuit_breaker.state",
+        callbacks=[_observe_state],
+        unit="1",
+        description="1 for the circuit breaker's current state, 0 for the other states.",
+    )
+    meter.create_observable_counter(
+        "resilience.circuit_breaker.calls",
+        callbacks=[_observe_calls],
+        unit="{call}",
+        description="Calls through the circuit breaker, by outcome.",
+    )
+    meter.create_observable_counter(
+        "resilience.circuit_breaker.slow_calls",
+        callbacks=[_observe_slow_calls],
+        unit="{call}",
+        description="Completed calls slower than the circuit breaker's slow-call threshold.",
+    )
+    meter.create_observable_counter(
+        "resilience.circuit_breaker.transitions",
+        callbacks=[_observe_transitions],
+        unit="{transition}",
+        description="Times the circuit breaker entered each state.",
+    )
+
+
+def record_rejection(breaker: CircuitBreaker, error: CircuitOpenError) -> None:
+    """Mark the current span: this call never reached the endpoint."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(
+            "resilience.circuit_breaker.rejected",
+            {NAME: breaker.name, STATE: error.state},
+        )
+
+
+def record_transition(breaker: CircuitBreaker, event: StateTransition) -> None:
+    """A span event for every state change; a log record on opening and on recovering."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(
+            "resilience.circuit_breaker.state_change",
+            {
+                NAME: breaker.name,
+                "resilience.circuit_breaker.previous_state": event.from_state,
+                STATE: event.to_state,
+            },
+        )
+    if event.to_state == "open":
+        _logger.warning(
+            "Circuit breaker %r opened (%s); calls are rejected for %.3g s",
+            breaker.name,
+            event.reason,
+            event.open_for or 0.0,
+        )
+    elif event.to_state == "closed" and event.from_state != "closed":
+        _logger.info("Circuit breaker %r closed again (%s)", breaker.name, event.reason)
