@@ -24,6 +24,8 @@ from otel_resilience._breaker import (
 )
 from otel_resilience._policy import BreakerPolicy
 from otel_resilience._providers import InstalledTelemetry, installed_telemetry
+from otel_resilience._registry import CircuitBreakerRegistry
+from otel_resilience._retry import Retry, RetryBudget, RetryDetails, RetryHook, current_attempt
 from otel_resilience._version import __version__
 
 __all__ = [
@@ -32,11 +34,17 @@ __all__ = [
     "CallListener",
     "CircuitBreaker",
     "CircuitBreakerListener",
+    "CircuitBreakerRegistry",
     "CircuitBreakerStats",
     "CircuitOpenError",
     "InstalledTelemetry",
+    "Retry",
+    "RetryBudget",
+    "RetryDetails",
+    "RetryHook",
     "StateTransition",
     "TransitionListener",
     "__version__",
+    "current_attempt",
     "installed_telemetry",
 ]

@@ -20,7 +20,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from otel_resilience._version import __version__
 
 if TYPE_CHECKING:
-    from otel_resilience._breaker import CircuitBreaker, CircuitOpenError, StateTransition
+    from otel_resilience._breaker import CircuitBreaker, StateTransition
 
 __all__ = ["observe", "observed_breakers", "record_rejection", "record_transition"]
 
@@ -113,14 +113,11 @@ def _create_instruments() -> None:
     )
 
 
-def record_rejection(breaker: CircuitBreaker, error: CircuitOpenError) -> None:
+def record_rejection(breaker: CircuitBreaker, state: str) -> None:
     """Mark the current span: this call never reached the endpoint."""
     span = trace.get_current_span()
     if span.is_recording():
-        span.add_event(
-            "resilience.circuit_breaker.rejected",
-            {NAME: breaker.name, STATE: error.state},
-        )
+        span.add_event("resilience.circuit_breaker.rejected", {NAME: breaker.name, STATE: state})
 
 
 def record_transition(breaker: CircuitBreaker, event: StateTransition) -> None:

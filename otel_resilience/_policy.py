@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["BreakerPolicy", "ExceptionMatcher"]
+__all__ = ["BreakerPolicy", "ExceptionMatcher", "matches"]
 
 ExceptionMatcher = type[BaseException] | Callable[[BaseException], bool]
 """An exception type, or a predicate over the exception."""
@@ -20,7 +20,8 @@ ExceptionMatcher = type[BaseException] | Callable[[BaseException], bool]
 WindowKind = Literal["count", "time"]
 
 
-def _matches(matchers: tuple[ExceptionMatcher, ...], error: BaseException) -> bool:
+def matches(matchers: tuple[ExceptionMatcher, ...], error: BaseException) -> bool:
+    """Whether ``error`` is an instance of one of the types or satisfies one predicate."""
     for matcher in matchers:
         if isinstance(matcher, type):
             if isinstance(error, matcher):
@@ -134,9 +135,9 @@ class BreakerPolicy:
         Exceptions outside ``failure_exceptions`` (by default ``BaseException`` that is not an
         ``Exception``, such as cancellation) are ignored: they say nothing about the remote.
         """
-        if self.ignored_exceptions and _matches(self.ignored_exceptions, error):
+        if self.ignored_exceptions and matches(self.ignored_exceptions, error):
             return None
-        if _matches(self.failure_exceptions, error):
+        if matches(self.failure_exceptions, error):
             return True
         return None
 

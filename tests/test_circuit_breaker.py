@@ -167,7 +167,7 @@ def test_adaptive_threshold_learns_the_endpoint_latency(clock: FakeClock) -> Non
 
         return call
 
-    for _ in range(1000):
+    for _ in range(3000):  # one success in 16 feeds the estimate; it needs 100 samples
         breaker.call(takes(0.02))
     threshold = breaker.stats.slow_call_threshold
     assert threshold is not None
@@ -322,6 +322,24 @@ def test_listeners_see_transitions_and_a_raising_listener_is_harmless(clock: Fak
         ("half_open", "closed"),
     ]
     assert events[0].open_for == 1
+
+
+def test_decorated_methods_and_metadata(clock: FakeClock) -> None:
+    breaker = make(clock)
+
+    class Inventory:
+        def __init__(self) -> None:
+            self.stock = 7
+
+        @breaker
+        def count(self, item: str) -> str:
+            """How many are left."""
+            return f"{item}: {self.stock}"
+
+    assert Inventory().count("bolts") == "bolts: 7"
+    assert Inventory.count.__name__ == "count"
+    assert Inventory.count.__doc__ == "How many are left."
+    assert breaker.stats.successes == 1
 
 
 def test_context_manager_checks_the_state(clock: FakeClock) -> None:

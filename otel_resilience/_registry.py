@@ -1,0 +1,64 @@
+"""Breakers by key, created on first use from one policy, with a cap on how many are kept.
+
+Instrumentations key breakers by endpoint (``http://api.example.com:443``). Hosts come from
+data a program does not control (redirects, user-supplied URLs), so the registry keeps at
+most ``max_breakers`` and lets the least recently used go first; an evicted endpoint simply
+gets a fresh breaker if it is called again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+
+from otel_resilience._breaker import CircuitBreaker
+from otel_resilience._policy import BreakerPolicy
+
+__all__ = ["CircuitBreakerRegistry"]
+
+
+class CircuitBreakerRegistry:
+    """Returns the breaker for a key, creating it from ``policy`` (or a per-key override)."""
+
+    def __init__(
+        self,
+        policy: BreakerPolicy | None = None,
+        *,
+        max_breakers: int = 1000,
+        overrides: Mapping[str, BreakerPolicy] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if max_breakers < 1:
+            raise ValueError(f"max_breakers must be >= 1, got {max_breakers}")
+        self.policy = policy if policy is not None else BreakerPolicy()
+        self.max_breakers = max_breakers
+        self._overrides = dict(overrides or {})
+        self._clock = clock
+        self._breakers: OrderedDict[str, CircuitBreaker] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> CircuitBreaker:
+        """The breaker for ``key``; created on first use, marked as recently used."""
+        with self._lock:
+            breaker = self._breakers.get(key)
+            if breaker is not None:
+                self._breakers.move_to_end(key)
+                return breaker
+            breaker = CircuitBreaker(key, self._overrides.get(key, self.policy), clock=self._clock)
+            self._breakers[key] = breaker
+            if len(self._breakers) > self.max_breakers:
+                self._breakers.popitem(last=False)
+            return breaker
+
+    def breakers(self) -> list[CircuitBreaker]:
+        """The breakers held now, least recently used first."""
+        with self._lock:
+            return list(self._breakers.values())
+
+    def __len__(self) -> int:
+        return len(self._breakers)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._breakers

@@ -1,0 +1,258 @@
+"""Retries: backoff and jitter, deadline, Retry-After, budget, breaker, async, hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+
+from otel_resilience import (
+    CircuitBreaker,
+    CircuitOpenError,
+    Retry,
+    RetryBudget,
+    RetryDetails,
+    current_attempt,
+)
+
+
+class SimulatedTime:
+    """A clock and the sleeps that advance it, so retries run without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    async def async_sleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+        await asyncio.sleep(0)
+
+
+class Flaky:
+    """Fails ``failures`` times with ``error``, then returns ``"ok"``."""
+
+    def __init__(self, failures: int, error: Exception | None = None) -> None:
+        self.failures = failures
+        self.error = error or ConnectionError("refused")
+        self.calls = 0
+        self.attempts_seen: list[int] = []
+
+    def __call__(self) -> str:
+        self.calls += 1
+        self.attempts_seen.append(current_attempt())
+        if self.calls <= self.failures:
+            raise self.error
+        return "ok"
+
+
+@pytest.fixture
+def time_() -> SimulatedTime:
+    return SimulatedTime()
+
+
+def make(time_: SimulatedTime, **options: Any) -> Retry:
+    options.setdefault("budget", RetryBudget(ratio=10, clock=time_.clock))
+    return Retry(
+        "inventory",
+        clock=time_.clock,
+        sleep=time_.sleep,
+        async_sleep=time_.async_sleep,
+        randomness=random.Random(1),
+        **options,
+    )
+
+
+def test_retries_until_success_and_exposes_the_attempt(time_: SimulatedTime) -> None:
+    flaky = Flaky(2)
+    assert make(time_, max_attempts=3).call(flaky) == "ok"
+    assert flaky.calls == 3
+    assert flaky.attempts_seen == [0, 1, 2]
+    assert current_attempt() == 0
+
+
+def test_exhaustion_reraises_the_last_error_with_a_note(time_: SimulatedTime) -> None:
+    flaky = Flaky(5)
+    with pytest.raises(ConnectionError) as raised:
+        make(time_, max_attempts=3).call(flaky)
+    assert flaky.calls == 3
+    assert any("after 3 attempts" in note for note in raised.value.__notes__)
+
+
+def test_exponential_backoff_without_jitter_is_capped(time_: SimulatedTime) -> None:
+    retry = make(
+        time_,
+        max_attempts=6,
+        jitter="none",
+        initial_backoff=0.1,
+        backoff_multiplier=2,
+        max_backoff=0.5,
+    )
+    with pytest.raises(ConnectionError):
+        retry.call(Flaky(10))
+    assert time_.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
+
+
+def test_full_jitter_stays_below_the_exponential_ceiling(time_: SimulatedTime) -> None:
+    retry = make(time_, max_attempts=8, jitter="full", initial_backoff=0.1, max_backoff=2)
+    with pytest.raises(ConnectionError):
+        retry.call(Flaky(10))
+    ceilings = [min(2, 0.1 * 2**n) for n in range(7)]
+    assert all(0 <= wait <= ceiling for wait, ceiling in zip(time_.sleeps, ceilings, strict=True))
+    assert len(set(time_.sleeps)) == len(time_.sleeps)  # jittered, not in step
+
+
+def test_decorrelated_jitter_stays_within_its_bounds(time_: SimulatedTime) -> None:
+    retry = make(time_, max_attempts=8, jitter="decorrelated", initial_backoff=0.1, max_backoff=3)
+    with pytest.raises(ConnectionError):
+        retry.call(Flaky(10))
+    previous = 0.0
+    for wait in time_.sleeps:
+        assert 0.1 <= wait <= min(3, max(0.1, previous * 3))
+        previous = wait
+
+
+def test_the_deadline_is_never_overshot(time_: SimulatedTime) -> None:
+    retry = make(
+        time_, max_attempts=50, jitter="none", initial_backoff=1, max_backoff=1, deadline=3.5
+    )
+    with pytest.raises(ConnectionError):
+        retry.call(Flaky(100))
+    assert time_.now <= 3.5
+    assert time_.sleeps == [1, 1, 1]
+
+
+def test_retry_after_is_honoured_and_a_long_one_stops_retrying(time_: SimulatedTime) -> None:
+    class Throttled(Exception):
+        def __init__(self, retry_after: float) -> None:
+            super().__init__("429")
+            self.retry_after = retry_after
+
+    retry = make(time_, max_attempts=3, jitter="none", initial_backoff=0.1, max_retry_after=30)
+    assert retry.call(Flaky(1, Throttled(7))) == "ok"
+    assert time_.sleeps == [7]
+    too_long = Flaky(1, Throttled(120))
+    with pytest.raises(Throttled):
+        retry.call(too_long)
+    assert too_long.calls == 1
+
+
+def test_results_can_be_retried_and_the_last_is_returned(time_: SimulatedTime) -> None:
+    responses = iter([503, 503, 200])
+    retry = make(time_, max_attempts=3, retry_on_result=lambda status: status == 503)
+    assert retry.call(lambda: next(responses)) == 200
+    always_busy = make(time_, max_attempts=2, retry_on_result=lambda status: status == 503)
+    assert always_busy.call(lambda: 503) == 503
+
+
+def test_only_matching_errors_are_retried(time_: SimulatedTime) -> None:
+    flaky = Flaky(1, ValueError("bad request"))
+    with pytest.raises(ValueError):
+        make(time_, retry_on=(ConnectionError,)).call(flaky)
+    assert flaky.calls == 1
+
+
+def test_the_budget_caps_retries_during_an_outage(time_: SimulatedTime) -> None:
+    budget = RetryBudget(ratio=0.1, minimum_per_second=0.5, window=10, clock=time_.clock)
+    retry = make(time_, max_attempts=3, budget=budget, initial_backoff=0, max_backoff=0)
+    calls = 0
+
+    def down() -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError
+
+    for _ in range(100):
+        with pytest.raises(ConnectionError):
+            retry.call(down)
+    retries = calls - 100
+    assert retries == 10  # max(0.5/s x 10 s, 10% of 100 calls)
+
+
+def test_a_quiet_target_keeps_its_minimum(time_: SimulatedTime) -> None:
+    budget = RetryBudget(ratio=0.1, minimum_per_second=0.2, window=10, clock=time_.clock)
+    retry = make(time_, max_attempts=2, budget=budget, initial_backoff=0, max_backoff=0)
+    flaky = Flaky(1)
+    assert retry.call(flaky) == "ok"  # 1 call, but the floor allows 2 retries per 10 s
+
+
+def test_no_retry_while_the_breaker_is_open(time_: SimulatedTime) -> None:
+    breaker = CircuitBreaker("inventory", consecutive_failures=2, clock=time_.clock)
+    retry = make(time_, max_attempts=5, breaker=breaker)
+    flaky = Flaky(10)
+    with pytest.raises(ConnectionError):
+        retry.call(breaker.call, flaky)
+    assert flaky.calls == 2  # the breaker opened after two; no more attempts
+    with pytest.raises(CircuitOpenError):
+        retry.call(breaker.call, flaky)  # a rejection is never retried
+    assert flaky.calls == 2
+
+
+def test_hooks_see_each_retry_and_a_raising_hook_is_harmless(time_: SimulatedTime) -> None:
+    seen: list[RetryDetails] = []
+
+    def broken(details: RetryDetails) -> None:
+        raise RuntimeError("hook bug")
+
+    retry = make(time_, max_attempts=3, jitter="none", hooks=(broken, seen.append))
+    assert retry.call(Flaky(2)) == "ok"
+    assert [(d.target, d.attempt, d.wait) for d in seen] == [
+        ("inventory", 1, 0.1),
+        ("inventory", 2, 0.2),
+    ]
+    assert isinstance(seen[0].error, ConnectionError)
+
+
+def test_async_retries_sleep_with_asyncio(time_: SimulatedTime) -> None:
+    retry = make(time_, max_attempts=3, jitter="none")
+    attempts: list[int] = []
+
+    @retry
+    async def fetch() -> str:
+        attempts.append(current_attempt())
+        if len(attempts) < 3:
+            raise ConnectionError
+        return "ok"
+
+    assert asyncio.run(fetch()) == "ok"
+    assert attempts == [0, 1, 2]
+    assert time_.sleeps == [0.1, 0.2]
+
+
+def test_real_asyncio_sleep_lets_other_tasks_run() -> None:
+    retry = Retry("fast", max_attempts=3, jitter="none", initial_backoff=0.01, max_backoff=0.01)
+    ticks: list[int] = []
+
+    async def ticker() -> None:
+        for tick in range(3):
+            ticks.append(tick)
+            await asyncio.sleep(0.001)
+
+    async def scenario() -> str:
+        flaky = Flaky(2)
+
+        async def call() -> str:
+            return flaky()
+
+        task = asyncio.create_task(ticker())
+        result = await retry.call_async(call)
+        await task
+        return result
+
+    assert asyncio.run(scenario()) == "ok"
+    assert ticks == [0, 1, 2]
+
+
+def test_invalid_settings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="max_attempts"):
+        Retry(max_attempts=0)
+    with pytest.raises(ValueError, match="ratio"):
+        RetryBudget(ratio=-1)
