@@ -26,7 +26,6 @@ import os
 import random
 import threading
 import time
-import types
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
@@ -38,6 +37,7 @@ from otel_resilience._breaker_telemetry import (
     record_rejection,
     record_transition,
 )
+from otel_resilience._decorating import decorate
 from otel_resilience._policy import BreakerPolicy
 from otel_resilience._windows import TimeWindow
 
@@ -177,7 +177,7 @@ _SLOW_SUCCESS: Final = 2
 _FAILURE: Final = 3
 _SLOW_FAILURE: Final = 4
 _OUTCOME_CODES: Final = ((_SUCCESS, _SLOW_SUCCESS), (_FAILURE, _SLOW_FAILURE))
-# Adaptive threshold: the frugal-streaming p99 estimate of _latency.py, kept inline in the
+# Adaptive threshold: the frugal-streaming p99 estimate of _observe_latency, kept in the
 # breaker and fed one fast success in sixteen (the estimate is statistical; sampling keeps
 # it off most calls).
 _LATENCY_UP: Final = 1.05
@@ -434,8 +434,12 @@ class CircuitBreaker:
     def _observe_latency(self, duration: float) -> None:
         """Fold a successful call's duration into the adaptive slow-call threshold.
 
-        See :mod:`otel_resilience._latency` for the method; failures are left out so that an
-        endpoint's timeouts never redefine what is normal for it.
+        The endpoint's 99th-percentile latency is estimated by frugal streaming (Ma,
+        Muthukrishnan and Sandler, 2013) in a multiplicative form: a sample slower than the
+        estimate moves it up 5%, a faster one down by a step 99 times smaller, so it settles
+        where 1% of calls exceed it, follows a lasting change within a few hundred samples
+        and needs one float. Failures are left out so that an endpoint's timeouts never
+        redefine what is normal for it.
         """
         estimate = self._latency
         self._latency_samples += 1
@@ -764,20 +768,7 @@ class CircuitBreaker:
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]: ...
     def __call__(self, function: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate a sync or async function so every call goes through the breaker."""
-        if inspect.iscoroutinefunction(function):
-            call_async = self.call_async
-
-            @functools.wraps(function)
-            async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await call_async(function, *args, **kwargs)
-
-            return guarded_async
-
-        # A partial of ``call`` rather than a Python closure: calling it costs one frame less,
-        # which is a third of the breaker's overhead on the success path.
-        guarded = _GuardedFunction(self.call, function)
-        functools.update_wrapper(guarded, function)
-        return cast(Callable[P, Any], guarded)
+        return decorate(function, self.call, self.call_async)
 
     # Context-manager forms. The start time lives in a context variable, so one breaker can
     # be entered concurrently by threads and asyncio tasks. No fallback here: a ``with``
@@ -817,16 +808,6 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         return f"<CircuitBreaker {self.name!r} {self._state}>"
-
-
-class _GuardedFunction(functools.partial[Any]):
-    """A decorated sync function: ``breaker.call`` with the function bound in C.
-
-    ``__get__`` makes it bind like a function, so decorated methods receive ``self``.
-    """
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        return self if instance is None else types.MethodType(self, instance)
 
 
 def _shared_policy(**settings: Any) -> BreakerPolicy:

@@ -42,7 +42,7 @@ class BreakerPolicy:
       window, once it holds at least ``minimum_calls`` calls (``None`` disables it).
     * ``slow_call_rate_threshold``: likewise for calls slower than ``slow_call_duration``;
       when that duration is ``None`` it is derived from the endpoint's own latency (see
-      :mod:`otel_resilience._latency`).
+      :meth:`CircuitBreaker._observe_latency`).
 
     The window holds the last ``window_size`` calls (``window_kind="count"``) or the calls
     of the last ``window_size`` seconds (``"time"``, one bucket per second).

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
-import inspect
 import logging
 import random
 import threading
@@ -32,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, ov
 from opentelemetry import metrics
 
 from otel_resilience._breaker import CircuitBreaker, CircuitOpenError
+from otel_resilience._decorating import decorate
 from otel_resilience._policy import ExceptionMatcher, matches
 from otel_resilience._version import __version__
 from otel_resilience._windows import TimeWindow
@@ -317,19 +316,7 @@ class Retry:
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]: ...
     def __call__(self, function: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate a sync or async function."""
-        if inspect.iscoroutinefunction(function):
-
-            @functools.wraps(function)
-            async def retried_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.call_async(function, *args, **kwargs)
-
-            return retried_async
-
-        @functools.wraps(function)
-        def retried(*args: P.args, **kwargs: P.kwargs) -> Any:
-            return self.call(function, *args, **kwargs)
-
-        return retried
+        return decorate(function, self.call, self.call_async)
 
 
 class _Run:

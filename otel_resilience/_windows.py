@@ -1,64 +1,17 @@
-"""Sliding windows of call outcomes, in constant memory.
+"""A time-based sliding window of call outcomes, in one bucket per second.
 
-A breaker asks a window three numbers: how many calls it holds, how many failed and how
-many were slow. Both kinds keep those as running totals, so recording a call and reading
-the totals cost the same small constant whatever the window size.
+A breaker asks its window three numbers: how many calls it holds, how many failed and how
+many were slow. The count-based window is a byte ring kept inline in the breaker (its fast
+path writes one byte without a lock); this one, for ``window_kind="time"``, keeps running
+totals over per-second buckets so recording a call and reading the totals cost a small
+constant, and it also serves as the retry budget's counter.
 """
 
 from __future__ import annotations
 
 from array import array
 
-__all__ = ["CountWindow", "TimeWindow"]
-
-_FAILED = 1
-_SLOW = 2
-_OCCUPIED = 4
-
-
-class CountWindow:
-    """The last ``size`` calls, as one byte each in a ring."""
-
-    __slots__ = ("_failures", "_filled", "_position", "_ring", "_size", "_slow")
-
-    def __init__(self, size: int) -> None:
-        self._ring = bytearray(size)
-        self._size = size
-        self._position = 0
-        self._filled = 0
-        self._failures = 0
-        self._slow = 0
-
-    def record(self, failed: bool, slow: bool, now: float) -> None:
-        """Add one call, evicting the oldest when the ring is full."""
-        position = self._position
-        old = self._ring[position]
-        if old:
-            if old & _FAILED:
-                self._failures -= 1
-            if old & _SLOW:
-                self._slow -= 1
-        else:
-            self._filled += 1
-        code = _OCCUPIED
-        if failed:
-            code |= _FAILED
-            self._failures += 1
-        if slow:
-            code |= _SLOW
-            self._slow += 1
-        self._ring[position] = code
-        position += 1
-        self._position = 0 if position == self._size else position
-
-    def totals(self, now: float) -> tuple[int, int, int]:
-        """``(calls, failures, slow)`` in the window."""
-        return self._filled, self._failures, self._slow
-
-    def clear(self) -> None:
-        """Forget every call (after a state change, a fresh window judges the new state)."""
-        self._ring = bytearray(self._size)
-        self._position = self._filled = self._failures = self._slow = 0
+__all__ = ["TimeWindow"]
 
 
 class TimeWindow:
