@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Literal, NoReturn, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import Any, Final, Literal, ParamSpec, Protocol, TypeVar, cast, overload
 
 from otel_resilience._breaker_telemetry import (
     observe,
@@ -178,11 +178,11 @@ _FAILURE: Final = 3
 _SLOW_FAILURE: Final = 4
 _OUTCOME_CODES: Final = ((_SUCCESS, _SLOW_SUCCESS), (_FAILURE, _SLOW_FAILURE))
 # Adaptive threshold: the frugal-streaming p99 estimate of _observe_latency, kept in the
-# breaker and fed one fast success in sixteen (the estimate is statistical; sampling keeps
+# breaker and fed one fast success in 32 (the estimate is statistical; sampling keeps
 # it off most calls).
 _LATENCY_UP: Final = 1.05
 _LATENCY_DOWN: Final = 1.0 - 0.05 * 0.01 / 0.99
-_LATENCY_SAMPLING_MASK: Final = 15
+_LATENCY_SAMPLING_MASK: Final = 31
 
 
 def _reinitialise_after_fork() -> None:
@@ -545,11 +545,11 @@ class CircuitBreaker:
         if state in ("closed", "disabled"):
             return False
         if state == "forced_open":
-            self._reject(state, _NEVER)
+            raise self._rejection(state, _NEVER)
         if state == "open":
             remaining = self._open_until - self._clock()
             if remaining > 0:
-                self._reject(state, remaining)
+                raise self._rejection(state, remaining)
         with self._lock:
             events = self._enter_half_open_if_due(self._clock())
             state = self._state
@@ -563,20 +563,24 @@ class CircuitBreaker:
         if events:
             self._dispatch(events)
         if not (admitted or trial):
-            self._reject(state, remaining if state == "open" else 0.0)
+            raise self._rejection(state, max(0.0, remaining) if state == "open" else 0.0)
         return trial
 
-    def _reject(self, state: State, remaining: float) -> NoReturn:
+    def _rejection(self, state: State, remaining: float) -> CircuitOpenError:
+        """Count and report a rejected call; return the error for the caller to raise.
+
+        The caller raises it at once (``raise self._rejection(...)``), so the traceback is
+        short and no frame keeps the exception in a local: a local would make a reference
+        cycle through the traceback and leave garbage on every rejected call.
+        """
         next(self._rejections)
         record_rejection(self, state)
         if self._call_listeners:
             self._notify_rejection(state, remaining)
-        # Raised without a local name: a local would tie the exception to this frame through
-        # its traceback (a reference cycle), leaving garbage behind on every rejected call.
-        raise CircuitOpenError(self.name, state, max(0.0, remaining))
+        return CircuitOpenError(self.name, state, remaining)
 
     def _notify_rejection(self, state: State, remaining: float) -> None:
-        error = CircuitOpenError(self.name, state, max(0.0, remaining))
+        error = CircuitOpenError(self.name, state, remaining)
         self._notify_call(CallEvent(self.name, "rejected", None, False, error))
 
     # --- transitions (lock held; they return events to dispatch after release) ------------
@@ -679,7 +683,7 @@ class CircuitBreaker:
                 # An open breaker's every call lands here: reject in as few frames as possible.
                 remaining = self._open_until - self._clock()
                 if remaining > 0:
-                    self._reject("open", remaining)
+                    raise self._rejection("open", remaining)
             return self._call_checked(function, args, kwargs)
         started = self._clock()
         try:
@@ -695,9 +699,10 @@ class CircuitBreaker:
             self._record(None, result, started, False)
             return result
         ticket = next(self._completions)
-        self._ring[ticket % self._ring_size] = _SUCCESS
-        self._consecutive_failures = 0
-        if not ticket & _LATENCY_SAMPLING_MASK:
+        self._ring[ticket % self._ring_size] = 1  # _SUCCESS, a literal on the hot path
+        if self._consecutive_failures:
+            self._consecutive_failures = 0
+        if not ticket & 31:  # _LATENCY_SAMPLING_MASK
             self._observe_latency(duration)
         return result
 

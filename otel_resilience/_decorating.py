@@ -38,6 +38,9 @@ def decorate(
 
         return decorated_async
 
-    decorated = _BoundCall(call, function)
+    if isinstance(call, types.MethodType):  # unbound + instance: skips one indirection per call
+        decorated = _BoundCall(call.__func__, call.__self__, function)
+    else:
+        decorated = _BoundCall(call, function)
     functools.update_wrapper(decorated, function)
     return decorated

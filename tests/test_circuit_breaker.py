@@ -167,7 +167,7 @@ def test_adaptive_threshold_learns_the_endpoint_latency(clock: FakeClock) -> Non
 
         return call
 
-    for _ in range(3000):  # one success in 16 feeds the estimate; it needs 100 samples
+    for _ in range(5000):  # one success in 32 feeds the estimate; it needs 100 samples
         breaker.call(takes(0.02))
     threshold = breaker.stats.slow_call_threshold
     assert threshold is not None
