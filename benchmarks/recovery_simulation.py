@@ -82,7 +82,7 @@ Guard = Callable[[Callable[[], None]], None]
 
 CALLS_PER_SECOND: Final = 10  # one call every 100 ms of simulated time
 WARM_UP_SECONDS: Final = 120  # healthy traffic before each outage (> healthy_period, 60 s)
-OUTAGES_SECONDS: Final[tuple[int, ...]] = (2, 5, 15, 30, 60, 120, 300, 600, 1800)
+OUTAGES_SECONDS: Final[tuple[int, ...]] = (2, 5, 15, 30, 45, 60, 90, 120, 300, 600, 1800)
 SHORT_OUTAGE_MAX_SECONDS: Final = 60  # target 1 applies to outages up to this long
 LONG_OUTAGE_MIN_SECONDS: Final = 300  # target 2 applies to outages at least this long
 RECOVERY_TARGET_RATIO: Final = 0.5
@@ -307,7 +307,7 @@ def simulate(seeds: Sequence[int]) -> list[Row]:
 
 
 def _duration(seconds: int) -> str:
-    if seconds < 60:
+    if seconds < 60 or seconds % 60:
         return f"{seconds} s"
     return f"{seconds // 60} min"
 
