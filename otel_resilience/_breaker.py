@@ -109,8 +109,8 @@ class CircuitBreakerStats:
     """Exact counts since the breaker was created or last reset, and the window's rates.
 
     ``calls`` counts every call that reached the breaker, rejected ones included:
-    ``calls == successes + failures + ignored + rejections``. ``slow`` counts completed
-    calls (successful or failed) slower than the slow-call threshold.
+    ``calls == successes + failures + ignored + rejections``. ``slow`` counts successes and
+    failures slower than the slow-call threshold (an ignored call counts as nothing).
     """
 
     calls: int
@@ -475,7 +475,7 @@ class CircuitBreaker:
             failed = policy.classify(error)
         events: list[StateTransition] = []
         with self._lock:
-            slow = duration > self._slow_after
+            slow = failed is not None and duration > self._slow_after  # ignored: neither
             if slow:
                 self._slow += 1
             if trial:
@@ -505,15 +505,16 @@ class CircuitBreaker:
     ) -> list[StateTransition]:
         """Put a completed call in the window and decide on a transition (lock held)."""
         state = self._state
-        if state == "closed":
+        if state in ("closed", "disabled"):  # a disabled breaker keeps its rates, never trips
             if self._time_window is not None:
                 self._time_window.record(failed, slow, now)
             else:
                 self._ring[ticket % self._ring_size] = _OUTCOME_CODES[failed][slow]
-            if failed or slow:
+            if state == "closed" and (failed or slow):
                 return self._trip_if_due(now)
         elif state == "half_open" and trial:
-            if failed or slow:
+            slow_counts = slow and self.policy.slow_call_rate_threshold is not None
+            if failed or slow_counts:
                 return self._open(now, "a trial call failed" if failed else "a trial call was slow")
             self._half_open_successes += 1
             if self._half_open_successes >= self.policy.half_open_max_calls:

@@ -45,7 +45,9 @@ class BreakerPolicy:
       :meth:`CircuitBreaker._observe_latency`).
 
     The window holds the last ``window_size`` calls (``window_kind="count"``) or the calls
-    of the last ``window_size`` seconds (``"time"``, one bucket per second).
+    of the last ``window_size`` seconds (``"time"``, one bucket per second). The conditions
+    are checked whenever a failure or a slow call is recorded: a success never trips the
+    breaker, even one that brings the window up to ``minimum_calls``.
 
     Recovery: an open breaker admits ``half_open_max_calls`` trial calls after
     ``recovery_timeout`` seconds; that many successes close it, one failure re-opens it.
