@@ -259,15 +259,18 @@ class CircuitBreaker:
         self._clock = clock
         self._listeners: tuple[CircuitBreakerListener, ...] = tuple(listeners)
         self._entered: contextvars.ContextVar[tuple[tuple[float, bool], ...]] | None = None
+        self._lock = threading.Lock()
         self._start_fresh()
         observe(self)
 
     # --- state ------------------------------------------------------------------------
 
     def _start_fresh(self) -> None:
-        """(Re)initialise every counter and the state: construction, reset, fork."""
+        """(Re)initialise every counter and the state: construction, reset, fork.
+
+        The lock is left alone: ``reset`` runs this while holding it.
+        """
         policy = self.policy
-        self._lock = threading.Lock()
         self._state: State = "closed"
         self._ring_size = policy.window_size if policy.window_kind == "count" else 1
         self._ring = bytearray(self._ring_size)
@@ -303,7 +306,11 @@ class CircuitBreaker:
         )
 
     def _after_fork(self) -> None:
-        """A forked child starts with a fresh lock and a fresh breaker of its own."""
+        """A forked child starts with a fresh lock and a fresh breaker of its own.
+
+        The parent's lock may have been held by a thread that does not exist in the child.
+        """
+        self._lock = threading.Lock()
         self._start_fresh()
 
     @property
