@@ -511,13 +511,16 @@ class CircuitBreaker:
         self, ticket: int, failed: bool, slow: bool, now: float, trial: bool
     ) -> list[StateTransition]:
         """Put a completed call in the window and decide on a transition (lock held)."""
+        # Every completed call enters the window, which is emptied at each transition: the
+        # rates always describe the calls made in the current state (for half-open, its
+        # trials; a disabled breaker keeps its rates but never trips).
+        if self._time_window is not None:
+            self._time_window.record(failed, slow, now)
+        else:
+            self._ring[ticket % self._ring_size] = _OUTCOME_CODES[failed][slow]
         state = self._state
-        if state in ("closed", "disabled"):  # a disabled breaker keeps its rates, never trips
-            if self._time_window is not None:
-                self._time_window.record(failed, slow, now)
-            else:
-                self._ring[ticket % self._ring_size] = _OUTCOME_CODES[failed][slow]
-            if state == "closed" and (failed or slow):
+        if state == "closed":
+            if failed or slow:
                 return self._trip_if_due(now)
         elif state == "half_open" and trial:
             slow_counts = slow and self.policy.slow_call_rate_threshold is not None
@@ -641,6 +644,7 @@ class CircuitBreaker:
         self._state = "half_open"
         self._half_open_in_flight = 0
         self._half_open_successes = 0
+        self._clear_window()  # calls begun before the breaker opened may have ended since
         return self._transition_events("open", "half_open", "recovery timeout elapsed", None)
 
     def _close(self, now: float) -> list[StateTransition]:
