@@ -24,7 +24,7 @@ from otel_resilience._breaker import (
 )
 from otel_resilience._policy import BreakerPolicy
 from otel_resilience._providers import InstalledTelemetry, installed_telemetry
-from otel_resilience._registry import CircuitBreakerRegistry
+from otel_resilience._registry import CircuitBreakerRegistry, default_registry
 from otel_resilience._retry import Retry, RetryBudget, RetryDetails, RetryHook, current_attempt
 from otel_resilience._version import __version__
 
@@ -46,5 +46,6 @@ __all__ = [
     "TransitionListener",
     "__version__",
     "current_attempt",
+    "default_registry",
     "installed_telemetry",
 ]

@@ -15,8 +15,9 @@ from collections.abc import Callable, Mapping
 
 from otel_resilience._breaker import CircuitBreaker
 from otel_resilience._policy import BreakerPolicy
+from otel_resilience.config import current_settings
 
-__all__ = ["CircuitBreakerRegistry"]
+__all__ = ["CircuitBreakerRegistry", "default_registry"]
 
 
 class CircuitBreakerRegistry:
@@ -62,3 +63,25 @@ class CircuitBreakerRegistry:
 
     def __contains__(self, key: object) -> bool:
         return key in self._breakers
+
+
+_default_registry: CircuitBreakerRegistry | None = None
+_default_lock = threading.Lock()
+
+
+def default_registry() -> CircuitBreakerRegistry:
+    """The process-wide registry, built from the ``OTEL_RESILIENCE_CIRCUIT_BREAKER_*`` policy.
+
+    Instrumentations take their per-endpoint breakers from it; programs can too.
+    """
+    global _default_registry  # noqa: PLW0603 - one per process, created on first use
+    registry = _default_registry
+    if registry is None:
+        with _default_lock:
+            if _default_registry is None:
+                settings = current_settings()
+                _default_registry = CircuitBreakerRegistry(
+                    settings.breaker_policy, max_breakers=settings.max_breakers
+                )
+            registry = _default_registry
+    return registry

@@ -21,15 +21,20 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from importlib.metadata import entry_points
 from typing import Any, Generic, Literal, TypeVar
+
+from otel_resilience._policy import BreakerPolicy
 
 __all__ = [
     "RESILIENCE_VARIABLES",
     "ExportSettings",
+    "RetrySettings",
     "Settings",
     "Signal",
     "Variable",
+    "current_settings",
     "markdown_table",
 ]
 
@@ -78,12 +83,72 @@ def _render_default(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, tuple):
         return ",".join(str(item) for item in value) or "(none)"
+    if value is None:
+        return "none"
     return str(value)
 
 
 def _parse_seconds(raw: str) -> float:
     value = float(raw)
     if not math.isfinite(value) or value < 0:
+        raise ValueError(raw)
+    return value
+
+
+def _parse_positive_seconds(raw: str) -> float:
+    value = _parse_seconds(raw)
+    if value == 0:
+        raise ValueError(raw)
+    return value
+
+
+def _parse_count(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError(raw)
+    return value
+
+
+def _parse_optional_count(raw: str) -> int | None:
+    return None if raw.lower() == "none" else _parse_count(raw)
+
+
+def _parse_optional_rate(raw: str) -> float | None:
+    if raw.lower() == "none":
+        return None
+    value = float(raw)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(raw)
+    return value
+
+
+def _parse_slow_call_duration(raw: str) -> float | None:
+    return None if raw.lower() == "adaptive" else _parse_positive_seconds(raw)
+
+
+def _parse_window_kind(raw: str) -> Literal["count", "time"]:
+    lowered = raw.lower()
+    if lowered == "count":
+        return "count"
+    if lowered == "time":
+        return "time"
+    raise ValueError(raw)
+
+
+def _parse_jitter(raw: str) -> Literal["full", "decorrelated", "none"]:
+    lowered = raw.lower()
+    if lowered == "full":
+        return "full"
+    if lowered == "decorrelated":
+        return "decorrelated"
+    if lowered == "none":
+        return "none"
+    raise ValueError(raw)
+
+
+def _parse_budget_ratio(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 10.0:
         raise ValueError(raw)
     return value
 
@@ -124,7 +189,176 @@ SHUTDOWN_TIMEOUT = Variable(
     invalid_example="soon",
 )
 
-RESILIENCE_VARIABLES: tuple[Variable[Any], ...] = (SHUTDOWN_TIMEOUT,)
+_BREAKER_DEFAULTS = BreakerPolicy()
+_BREAKER = "OTEL_RESILIENCE_CIRCUIT_BREAKER_"
+
+BREAKER_CONSECUTIVE_FAILURES = Variable(
+    name=_BREAKER + "CONSECUTIVE_FAILURES",
+    default=_BREAKER_DEFAULTS.consecutive_failures,
+    parse=_parse_optional_count,
+    type_name="integer or `none`",
+    expected="a whole number >= 1, or none",
+    meaning="Failures in a row that open a breaker; `none` turns this trip condition off.",
+    invalid_example="five",
+)
+BREAKER_FAILURE_RATE_THRESHOLD = Variable(
+    name=_BREAKER + "FAILURE_RATE_THRESHOLD",
+    default=_BREAKER_DEFAULTS.failure_rate_threshold,
+    parse=_parse_optional_rate,
+    type_name="rate or `none`",
+    expected="a number in (0, 1], or none",
+    meaning="Share of failed calls in the window that opens a breaker.",
+    invalid_example="50%",
+)
+BREAKER_SLOW_CALL_RATE_THRESHOLD = Variable(
+    name=_BREAKER + "SLOW_CALL_RATE_THRESHOLD",
+    default=_BREAKER_DEFAULTS.slow_call_rate_threshold,
+    parse=_parse_optional_rate,
+    type_name="rate or `none`",
+    expected="a number in (0, 1], or none",
+    meaning="Share of slow calls in the window that opens a breaker.",
+    invalid_example="1.5",
+)
+BREAKER_SLOW_CALL_DURATION = Variable(
+    name=_BREAKER + "SLOW_CALL_DURATION",
+    default=_BREAKER_DEFAULTS.slow_call_duration,
+    parse=_parse_slow_call_duration,
+    type_name="seconds or `adaptive`",
+    expected="a number of seconds > 0, or adaptive",
+    meaning=(
+        "A call slower than this is slow; `adaptive` derives it from each endpoint's own "
+        "latency (3 x its p99, see the README)."
+    ),
+    invalid_example="fast",
+)
+BREAKER_WINDOW_KIND = Variable(
+    name=_BREAKER + "WINDOW_KIND",
+    default=_BREAKER_DEFAULTS.window_kind,
+    parse=_parse_window_kind,
+    type_name="`count` or `time`",
+    expected="count or time",
+    meaning="Whether the sliding window holds the last N calls or the last N seconds.",
+    invalid_example="sliding",
+)
+BREAKER_WINDOW_SIZE = Variable(
+    name=_BREAKER + "WINDOW_SIZE",
+    default=_BREAKER_DEFAULTS.window_size,
+    parse=_parse_count,
+    type_name="integer",
+    expected="a whole number >= 1",
+    meaning="N: calls (count window) or seconds (time window).",
+    invalid_example="100.5",
+)
+BREAKER_MINIMUM_CALLS = Variable(
+    name=_BREAKER + "MINIMUM_CALLS",
+    default=_BREAKER_DEFAULTS.minimum_calls,
+    parse=_parse_count,
+    type_name="integer",
+    expected="a whole number >= 1",
+    meaning="Calls the window must hold before its rates can open a breaker.",
+    invalid_example="0",
+)
+BREAKER_HALF_OPEN_MAX_CALLS = Variable(
+    name=_BREAKER + "HALF_OPEN_MAX_CALLS",
+    default=_BREAKER_DEFAULTS.half_open_max_calls,
+    parse=_parse_count,
+    type_name="integer",
+    expected="a whole number >= 1",
+    meaning="Trial calls a half-open breaker admits at once; that many successes close it.",
+    invalid_example="-1",
+)
+BREAKER_RECOVERY_TIMEOUT = Variable(
+    name=_BREAKER + "RECOVERY_TIMEOUT",
+    default=_BREAKER_DEFAULTS.recovery_timeout,
+    parse=_parse_seconds,
+    type_name="seconds",
+    expected="a number of seconds >= 0",
+    meaning="First open period; each consecutive re-open doubles it.",
+    invalid_example="10s",
+)
+BREAKER_MAX_RECOVERY_TIMEOUT = Variable(
+    name=_BREAKER + "MAX_RECOVERY_TIMEOUT",
+    default=_BREAKER_DEFAULTS.max_recovery_timeout,
+    parse=_parse_seconds,
+    type_name="seconds",
+    expected="a number of seconds >= 0",
+    meaning="Cap on the open period.",
+    invalid_example="forever",
+)
+BREAKER_MAX_BREAKERS = Variable(
+    name=_BREAKER + "MAX_BREAKERS",
+    default=1000,
+    parse=_parse_count,
+    type_name="integer",
+    expected="a whole number >= 1",
+    meaning="Breakers kept per process (one per endpoint); the least recently used go first.",
+    invalid_example="many",
+)
+RETRY_MAX_ATTEMPTS = Variable(
+    name="OTEL_RESILIENCE_RETRY_MAX_ATTEMPTS",
+    default=3,
+    parse=_parse_count,
+    type_name="integer",
+    expected="a whole number >= 1",
+    meaning="Attempts per call, the first included; 1 turns retries off.",
+    invalid_example="three",
+)
+RETRY_INITIAL_BACKOFF = Variable(
+    name="OTEL_RESILIENCE_RETRY_INITIAL_BACKOFF",
+    default=0.1,
+    parse=_parse_seconds,
+    type_name="seconds",
+    expected="a number of seconds >= 0",
+    meaning="Wait before the first retry (before jitter); it doubles with each retry.",
+    invalid_example="100ms",
+)
+RETRY_MAX_BACKOFF = Variable(
+    name="OTEL_RESILIENCE_RETRY_MAX_BACKOFF",
+    default=10.0,
+    parse=_parse_seconds,
+    type_name="seconds",
+    expected="a number of seconds >= 0",
+    meaning="Cap on one wait between retries.",
+    invalid_example="-3",
+)
+RETRY_JITTER: Variable[Literal["full", "decorrelated", "none"]] = Variable(
+    name="OTEL_RESILIENCE_RETRY_JITTER",
+    default="full",
+    parse=_parse_jitter,
+    type_name="`full`, `decorrelated` or `none`",
+    expected="full, decorrelated or none",
+    meaning="How waits are randomised so that clients don't retry in step.",
+    invalid_example="some",
+)
+RETRY_BUDGET_RATIO = Variable(
+    name="OTEL_RESILIENCE_RETRY_BUDGET_RATIO",
+    default=0.2,
+    parse=_parse_budget_ratio,
+    type_name="ratio",
+    expected="a number from 0 to 10",
+    meaning="Retries may add at most this share of a target's calls of the last 10 s.",
+    invalid_example="lots",
+)
+
+RESILIENCE_VARIABLES: tuple[Variable[Any], ...] = (
+    SHUTDOWN_TIMEOUT,
+    BREAKER_CONSECUTIVE_FAILURES,
+    BREAKER_FAILURE_RATE_THRESHOLD,
+    BREAKER_SLOW_CALL_RATE_THRESHOLD,
+    BREAKER_SLOW_CALL_DURATION,
+    BREAKER_WINDOW_KIND,
+    BREAKER_WINDOW_SIZE,
+    BREAKER_MINIMUM_CALLS,
+    BREAKER_HALF_OPEN_MAX_CALLS,
+    BREAKER_RECOVERY_TIMEOUT,
+    BREAKER_MAX_RECOVERY_TIMEOUT,
+    BREAKER_MAX_BREAKERS,
+    RETRY_MAX_ATTEMPTS,
+    RETRY_INITIAL_BACKOFF,
+    RETRY_MAX_BACKOFF,
+    RETRY_JITTER,
+    RETRY_BUDGET_RATIO,
+)
 """Every ``OTEL_RESILIENCE_*`` variable, in the order of the README table."""
 
 
@@ -282,12 +516,80 @@ class ExportSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """How instrumentations retry by default (see :class:`otel_resilience.Retry`)."""
+
+    max_attempts: int
+    initial_backoff: float
+    max_backoff: float
+    jitter: Literal["full", "decorrelated", "none"]
+    budget_ratio: float
+
+
+def _breaker_policy(environ: Mapping[str, str]) -> BreakerPolicy:
+    """The policy new breakers get; a combination that contradicts itself falls back whole."""
+    window_kind = BREAKER_WINDOW_KIND.read(environ)
+    try:
+        return BreakerPolicy(
+            consecutive_failures=BREAKER_CONSECUTIVE_FAILURES.read(environ),
+            failure_rate_threshold=BREAKER_FAILURE_RATE_THRESHOLD.read(environ),
+            slow_call_rate_threshold=BREAKER_SLOW_CALL_RATE_THRESHOLD.read(environ),
+            slow_call_duration=BREAKER_SLOW_CALL_DURATION.read(environ),
+            window_kind=window_kind,
+            window_size=BREAKER_WINDOW_SIZE.read(environ),
+            minimum_calls=BREAKER_MINIMUM_CALLS.read(environ),
+            half_open_max_calls=BREAKER_HALF_OPEN_MAX_CALLS.read(environ),
+            recovery_timeout=BREAKER_RECOVERY_TIMEOUT.read(environ),
+            max_recovery_timeout=BREAKER_MAX_RECOVERY_TIMEOUT.read(environ),
+        )
+    except ValueError as error:
+        _logger.warning(
+            "%s* variables do not fit together (%s); using the default circuit-breaker policy",
+            _BREAKER,
+            error,
+        )
+        return _BREAKER_DEFAULTS
+
+
+def _retry_settings(environ: Mapping[str, str]) -> RetrySettings:
+    settings = RetrySettings(
+        max_attempts=RETRY_MAX_ATTEMPTS.read(environ),
+        initial_backoff=RETRY_INITIAL_BACKOFF.read(environ),
+        max_backoff=RETRY_MAX_BACKOFF.read(environ),
+        jitter=RETRY_JITTER.read(environ),
+        budget_ratio=RETRY_BUDGET_RATIO.read(environ),
+    )
+    if settings.initial_backoff > settings.max_backoff:
+        _logger.warning(
+            "%s=%s exceeds %s=%s: expected the initial backoff to be at most the maximum; "
+            "using the defaults %s and %s",
+            RETRY_INITIAL_BACKOFF.name,
+            settings.initial_backoff,
+            RETRY_MAX_BACKOFF.name,
+            settings.max_backoff,
+            RETRY_INITIAL_BACKOFF.default,
+            RETRY_MAX_BACKOFF.default,
+        )
+        settings = RetrySettings(
+            max_attempts=settings.max_attempts,
+            initial_backoff=RETRY_INITIAL_BACKOFF.default,
+            max_backoff=RETRY_MAX_BACKOFF.default,
+            jitter=settings.jitter,
+            budget_ratio=settings.budget_ratio,
+        )
+    return settings
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the distribution reads from the environment, read once at start-up."""
 
     shutdown_timeout: float
     export: ExportSettings
     sdk_disabled: bool
+    breaker_policy: BreakerPolicy
+    max_breakers: int
+    retry: RetrySettings
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -297,4 +599,13 @@ class Settings:
             shutdown_timeout=SHUTDOWN_TIMEOUT.read(source),
             export=ExportSettings.from_environment(source),
             sdk_disabled=source.get("OTEL_SDK_DISABLED", "").strip().lower() == "true",
+            breaker_policy=_breaker_policy(source),
+            max_breakers=BREAKER_MAX_BREAKERS.read(source),
+            retry=_retry_settings(source),
         )
+
+
+@cache
+def current_settings() -> Settings:
+    """The process's settings, read from ``os.environ`` once, so each warning is given once."""
+    return Settings.from_environment()

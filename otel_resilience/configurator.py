@@ -13,7 +13,7 @@ from typing import Any
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
 from otel_resilience._providers import install_providers
-from otel_resilience.config import Settings
+from otel_resilience.config import current_settings
 
 __all__ = ["ResilienceConfigurator"]
 
@@ -25,7 +25,7 @@ class ResilienceConfigurator(_BaseConfigurator):
 
     def _configure(self, **kwargs: Any) -> None:
         try:
-            settings = Settings.from_environment()
+            settings = current_settings()
             if settings.sdk_disabled:
                 _logger.debug("OTEL_SDK_DISABLED=true: otel-resilience installs no providers")
                 return

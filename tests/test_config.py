@@ -155,3 +155,53 @@ def test_malformed_upstream_variable_warns_and_uses_the_default(
     assert variable in messages[0]
     assert repr(raw) in messages[0]
     assert expected_fragment in messages[0]
+
+
+# --- circuit-breaker and retry defaults ----------------------------------------------------
+
+
+def test_breaker_policy_from_the_environment() -> None:
+    settings = Settings.from_environment(
+        {
+            "OTEL_RESILIENCE_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES": "none",
+            "OTEL_RESILIENCE_CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD": "0.25",
+            "OTEL_RESILIENCE_CIRCUIT_BREAKER_SLOW_CALL_DURATION": "2.5",
+            "OTEL_RESILIENCE_CIRCUIT_BREAKER_WINDOW_KIND": "TIME",
+            "OTEL_RESILIENCE_CIRCUIT_BREAKER_WINDOW_SIZE": "30",
+            "OTEL_RESILIENCE_CIRCUIT_BREAKER_MAX_BREAKERS": "50",
+            "OTEL_RESILIENCE_RETRY_MAX_ATTEMPTS": "1",
+            "OTEL_RESILIENCE_RETRY_JITTER": "decorrelated",
+        }
+    )
+    policy = settings.breaker_policy
+    assert policy.consecutive_failures is None
+    assert policy.failure_rate_threshold == 0.25
+    assert policy.slow_call_duration == 2.5
+    assert (policy.window_kind, policy.window_size) == ("time", 30)
+    assert settings.max_breakers == 50
+    assert (settings.retry.max_attempts, settings.retry.jitter) == (1, "decorrelated")
+    assert Settings.from_environment({}).breaker_policy.slow_call_duration is None  # adaptive
+
+
+def test_contradicting_breaker_values_fall_back_to_the_default_policy(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings.from_environment(
+        {
+            "OTEL_RESILIENCE_CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "600",
+            "OTEL_RESILIENCE_CIRCUIT_BREAKER_MAX_RECOVERY_TIMEOUT": "60",
+        }
+    )
+    assert settings.breaker_policy == Settings.from_environment({}).breaker_policy
+    (record,) = caplog.records
+    assert "OTEL_RESILIENCE_CIRCUIT_BREAKER_" in record.getMessage()
+    assert "max_recovery_timeout" in record.getMessage()
+
+
+def test_contradicting_retry_backoffs_fall_back(caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings.from_environment(
+        {"OTEL_RESILIENCE_RETRY_INITIAL_BACKOFF": "5", "OTEL_RESILIENCE_RETRY_MAX_BACKOFF": "1"}
+    )
+    assert (settings.retry.initial_backoff, settings.retry.max_backoff) == (0.1, 10.0)
+    (record,) = caplog.records
+    assert "OTEL_RESILIENCE_RETRY_INITIAL_BACKOFF" in record.getMessage()

@@ -177,3 +177,19 @@ def test_demo_runs_and_shows_its_metrics() -> None:
     assert demo.result.returncode == 0, demo.result.stderr
     assert "12 calls:" in demo.result.stdout
     assert "http_client_request_duration_seconds_count" in demo.result.stdout
+
+
+def test_default_registry_builds_breakers_from_the_environment() -> None:
+    run = run_instrumented(
+        "from otel_resilience import default_registry\n"
+        "breaker = default_registry().get('http://inventory:8080')\n"
+        "print(breaker.policy.consecutive_failures, default_registry().max_breakers)\n",
+        env={
+            "OTEL_RESILIENCE_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES": "2",
+            "OTEL_RESILIENCE_CIRCUIT_BREAKER_MAX_BREAKERS": "7",
+            "OTEL_RESILIENCE_CIRCUIT_BREAKER_WINDOW_SIZE": "many",
+        },
+    ).check()
+    assert run.stdout.strip() == "2 7"
+    # The configurator and the registry both read the settings: still one warning.
+    assert run.stderr.count("OTEL_RESILIENCE_CIRCUIT_BREAKER_WINDOW_SIZE") == 1
