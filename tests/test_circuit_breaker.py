@@ -467,3 +467,17 @@ def test_a_forked_child_starts_fresh(clock: FakeClock) -> None:
     os.waitpid(pid, 0)
     assert report == "closed 1"
     assert state(breaker) == "open"  # the parent is untouched
+
+
+def test_one_warning_on_opening_and_one_info_on_closing(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    breaker = make(clock, consecutive_failures=1, recovery_timeout=5, half_open_max_calls=1)
+    with caplog.at_level("INFO", logger="otel_resilience.circuit_breaker"):
+        failures(breaker, 1)
+        clock.advance(5)
+        breaker.call(succeed)
+    records = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in records] == ["WARNING", "INFO"]
+    assert "'orders' opened" in records[0][1]
+    assert "'orders' closed" in records[1][1]

@@ -176,7 +176,9 @@ def test_demo_runs_and_shows_its_metrics() -> None:
     assert demo.result is not None
     assert demo.result.returncode == 0, demo.result.stderr
     assert "12 calls:" in demo.result.stdout
+    assert "breaker closed -> open" in demo.result.stdout  # the outage trips it
     assert "http_client_request_duration_seconds_count" in demo.result.stdout
+    assert 'resilience_call_outcome="rejected"' in demo.result.stdout
 
 
 def test_default_registry_builds_breakers_from_the_environment() -> None:
