@@ -105,6 +105,11 @@ class BreakerPolicy:
             problems.append(f"window_size must be from 1 to 100000, got {self.window_size}")
         if self.minimum_calls < 1:
             problems.append(f"minimum_calls must be >= 1, got {self.minimum_calls}")
+        if self.window_kind == "count" and self.minimum_calls > self.window_size:
+            problems.append(
+                f"minimum_calls ({self.minimum_calls}) must not exceed the count window's "
+                f"window_size ({self.window_size}): the rates could never open the breaker"
+            )
         if self.half_open_max_calls < 1:
             problems.append(f"half_open_max_calls must be >= 1, got {self.half_open_max_calls}")
         positive("recovery_timeout", self.recovery_timeout, allow_zero=True)

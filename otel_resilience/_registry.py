@@ -70,7 +70,7 @@ _default_lock = threading.Lock()
 
 
 def default_registry() -> CircuitBreakerRegistry:
-    """The process-wide registry, built from the ``OTEL_RESILIENCE_CIRCUIT_BREAKER_*`` policy.
+    """The process-wide registry, built from the ``OTEL_RESILIENCE_BREAKER_*`` policy.
 
     Instrumentations take their per-endpoint breakers from it; programs can too.
     """

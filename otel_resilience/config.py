@@ -109,17 +109,25 @@ def _parse_count(raw: str) -> int:
     return value
 
 
+def _parse_retries(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
 def _parse_optional_count(raw: str) -> int | None:
     return None if raw.lower() == "none" else _parse_count(raw)
 
 
-def _parse_optional_rate(raw: str) -> float | None:
+def _parse_optional_percent(raw: str) -> float | None:
+    """A percentage in (0, 100] as a fraction, or ``None`` for "none"."""
     if raw.lower() == "none":
         return None
-    value = float(raw)
-    if not 0.0 < value <= 1.0:
+    value = float(raw.removesuffix("%"))
+    if not 0.0 < value <= 100.0:
         raise ValueError(raw)
-    return value
+    return value / 100.0
 
 
 def _parse_slow_call_duration(raw: str) -> float | None:
@@ -190,7 +198,7 @@ SHUTDOWN_TIMEOUT = Variable(
 )
 
 _BREAKER_DEFAULTS = BreakerPolicy()
-_BREAKER = "OTEL_RESILIENCE_CIRCUIT_BREAKER_"
+_BREAKER = "OTEL_RESILIENCE_BREAKER_"
 
 BREAKER_CONSECUTIVE_FAILURES = Variable(
     name=_BREAKER + "CONSECUTIVE_FAILURES",
@@ -201,23 +209,23 @@ BREAKER_CONSECUTIVE_FAILURES = Variable(
     meaning="Failures in a row that open a breaker; `none` turns this trip condition off.",
     invalid_example="five",
 )
-BREAKER_FAILURE_RATE_THRESHOLD = Variable(
-    name=_BREAKER + "FAILURE_RATE_THRESHOLD",
+BREAKER_FAILURE_RATE = Variable(
+    name=_BREAKER + "FAILURE_RATE",
     default=_BREAKER_DEFAULTS.failure_rate_threshold,
-    parse=_parse_optional_rate,
-    type_name="rate or `none`",
-    expected="a number in (0, 1], or none",
-    meaning="Share of failed calls in the window that opens a breaker.",
-    invalid_example="50%",
+    parse=_parse_optional_percent,
+    type_name="percent or `none`",
+    expected="a percentage in (0, 100], or none",
+    meaning="Percentage of failed calls in the window that opens a breaker.",
+    invalid_example="half",
 )
-BREAKER_SLOW_CALL_RATE_THRESHOLD = Variable(
-    name=_BREAKER + "SLOW_CALL_RATE_THRESHOLD",
+BREAKER_SLOW_CALL_RATE = Variable(
+    name=_BREAKER + "SLOW_CALL_RATE",
     default=_BREAKER_DEFAULTS.slow_call_rate_threshold,
-    parse=_parse_optional_rate,
-    type_name="rate or `none`",
-    expected="a number in (0, 1], or none",
-    meaning="Share of slow calls in the window that opens a breaker.",
-    invalid_example="1.5",
+    parse=_parse_optional_percent,
+    type_name="percent or `none`",
+    expected="a percentage in (0, 100], or none",
+    meaning="Percentage of slow calls in the window that opens a breaker.",
+    invalid_example="150",
 )
 BREAKER_SLOW_CALL_DURATION = Variable(
     name=_BREAKER + "SLOW_CALL_DURATION",
@@ -296,11 +304,11 @@ BREAKER_MAX_BREAKERS = Variable(
 )
 RETRY_MAX_ATTEMPTS = Variable(
     name="OTEL_RESILIENCE_RETRY_MAX_ATTEMPTS",
-    default=3,
-    parse=_parse_count,
+    default=2,
+    parse=_parse_retries,
     type_name="integer",
-    expected="a whole number >= 1",
-    meaning="Attempts per call, the first included; 1 turns retries off.",
+    expected="a whole number >= 0",
+    meaning="Retries after the first attempt (so 2 means up to 3 attempts); 0 turns retries off.",
     invalid_example="three",
 )
 RETRY_INITIAL_BACKOFF = Variable(
@@ -343,8 +351,8 @@ RETRY_BUDGET_RATIO = Variable(
 RESILIENCE_VARIABLES: tuple[Variable[Any], ...] = (
     SHUTDOWN_TIMEOUT,
     BREAKER_CONSECUTIVE_FAILURES,
-    BREAKER_FAILURE_RATE_THRESHOLD,
-    BREAKER_SLOW_CALL_RATE_THRESHOLD,
+    BREAKER_FAILURE_RATE,
+    BREAKER_SLOW_CALL_RATE,
     BREAKER_SLOW_CALL_DURATION,
     BREAKER_WINDOW_KIND,
     BREAKER_WINDOW_SIZE,
@@ -517,9 +525,13 @@ class ExportSettings:
 
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
-    """How instrumentations retry by default (see :class:`otel_resilience.Retry`)."""
+    """How instrumentations retry by default (see :class:`otel_resilience.Retry`).
 
-    max_attempts: int
+    ``max_retries`` counts retries after the first attempt, so ``Retry(max_attempts=...)``
+    gets ``max_retries + 1``.
+    """
+
+    max_retries: int
     initial_backoff: float
     max_backoff: float
     jitter: Literal["full", "decorrelated", "none"]
@@ -532,8 +544,8 @@ def _breaker_policy(environ: Mapping[str, str]) -> BreakerPolicy:
     try:
         return BreakerPolicy(
             consecutive_failures=BREAKER_CONSECUTIVE_FAILURES.read(environ),
-            failure_rate_threshold=BREAKER_FAILURE_RATE_THRESHOLD.read(environ),
-            slow_call_rate_threshold=BREAKER_SLOW_CALL_RATE_THRESHOLD.read(environ),
+            failure_rate_threshold=BREAKER_FAILURE_RATE.read(environ),
+            slow_call_rate_threshold=BREAKER_SLOW_CALL_RATE.read(environ),
             slow_call_duration=BREAKER_SLOW_CALL_DURATION.read(environ),
             window_kind=window_kind,
             window_size=BREAKER_WINDOW_SIZE.read(environ),
@@ -553,7 +565,7 @@ def _breaker_policy(environ: Mapping[str, str]) -> BreakerPolicy:
 
 def _retry_settings(environ: Mapping[str, str]) -> RetrySettings:
     settings = RetrySettings(
-        max_attempts=RETRY_MAX_ATTEMPTS.read(environ),
+        max_retries=RETRY_MAX_ATTEMPTS.read(environ),
         initial_backoff=RETRY_INITIAL_BACKOFF.read(environ),
         max_backoff=RETRY_MAX_BACKOFF.read(environ),
         jitter=RETRY_JITTER.read(environ),
@@ -571,7 +583,7 @@ def _retry_settings(environ: Mapping[str, str]) -> RetrySettings:
             RETRY_MAX_BACKOFF.default,
         )
         settings = RetrySettings(
-            max_attempts=settings.max_attempts,
+            max_retries=settings.max_retries,
             initial_backoff=RETRY_INITIAL_BACKOFF.default,
             max_backoff=RETRY_MAX_BACKOFF.default,
             jitter=settings.jitter,

@@ -481,3 +481,9 @@ def test_one_warning_on_opening_and_one_info_on_closing(
     assert [level for level, _ in records] == ["WARNING", "INFO"]
     assert "'orders' opened" in records[0][1]
     assert "'orders' closed" in records[1][1]
+
+
+def test_minimum_calls_beyond_a_count_window_is_rejected() -> None:
+    with pytest.raises(ValueError, match="minimum_calls"):
+        BreakerPolicy(window_size=10, minimum_calls=20)
+    BreakerPolicy(window_kind="time", window_size=10, minimum_calls=20)  # 10 s can hold 20 calls

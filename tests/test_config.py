@@ -163,13 +163,13 @@ def test_malformed_upstream_variable_warns_and_uses_the_default(
 def test_breaker_policy_from_the_environment() -> None:
     settings = Settings.from_environment(
         {
-            "OTEL_RESILIENCE_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES": "none",
-            "OTEL_RESILIENCE_CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD": "0.25",
-            "OTEL_RESILIENCE_CIRCUIT_BREAKER_SLOW_CALL_DURATION": "2.5",
-            "OTEL_RESILIENCE_CIRCUIT_BREAKER_WINDOW_KIND": "TIME",
-            "OTEL_RESILIENCE_CIRCUIT_BREAKER_WINDOW_SIZE": "30",
-            "OTEL_RESILIENCE_CIRCUIT_BREAKER_MAX_BREAKERS": "50",
-            "OTEL_RESILIENCE_RETRY_MAX_ATTEMPTS": "1",
+            "OTEL_RESILIENCE_BREAKER_CONSECUTIVE_FAILURES": "none",
+            "OTEL_RESILIENCE_BREAKER_FAILURE_RATE": "25",
+            "OTEL_RESILIENCE_BREAKER_SLOW_CALL_DURATION": "2.5",
+            "OTEL_RESILIENCE_BREAKER_WINDOW_KIND": "TIME",
+            "OTEL_RESILIENCE_BREAKER_WINDOW_SIZE": "30",
+            "OTEL_RESILIENCE_BREAKER_MAX_BREAKERS": "50",
+            "OTEL_RESILIENCE_RETRY_MAX_ATTEMPTS": "0",
             "OTEL_RESILIENCE_RETRY_JITTER": "decorrelated",
         }
     )
@@ -179,7 +179,7 @@ def test_breaker_policy_from_the_environment() -> None:
     assert policy.slow_call_duration == 2.5
     assert (policy.window_kind, policy.window_size) == ("time", 30)
     assert settings.max_breakers == 50
-    assert (settings.retry.max_attempts, settings.retry.jitter) == (1, "decorrelated")
+    assert (settings.retry.max_retries, settings.retry.jitter) == (0, "decorrelated")
     assert Settings.from_environment({}).breaker_policy.slow_call_duration is None  # adaptive
 
 
@@ -188,13 +188,13 @@ def test_contradicting_breaker_values_fall_back_to_the_default_policy(
 ) -> None:
     settings = Settings.from_environment(
         {
-            "OTEL_RESILIENCE_CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "600",
-            "OTEL_RESILIENCE_CIRCUIT_BREAKER_MAX_RECOVERY_TIMEOUT": "60",
+            "OTEL_RESILIENCE_BREAKER_RECOVERY_TIMEOUT": "600",
+            "OTEL_RESILIENCE_BREAKER_MAX_RECOVERY_TIMEOUT": "60",
         }
     )
     assert settings.breaker_policy == Settings.from_environment({}).breaker_policy
     (record,) = caplog.records
-    assert "OTEL_RESILIENCE_CIRCUIT_BREAKER_" in record.getMessage()
+    assert "OTEL_RESILIENCE_BREAKER_" in record.getMessage()
     assert "max_recovery_timeout" in record.getMessage()
 
 

@@ -187,11 +187,11 @@ def test_default_registry_builds_breakers_from_the_environment() -> None:
         "breaker = default_registry().get('http://inventory:8080')\n"
         "print(breaker.policy.consecutive_failures, default_registry().max_breakers)\n",
         env={
-            "OTEL_RESILIENCE_CIRCUIT_BREAKER_CONSECUTIVE_FAILURES": "2",
-            "OTEL_RESILIENCE_CIRCUIT_BREAKER_MAX_BREAKERS": "7",
-            "OTEL_RESILIENCE_CIRCUIT_BREAKER_WINDOW_SIZE": "many",
+            "OTEL_RESILIENCE_BREAKER_CONSECUTIVE_FAILURES": "2",
+            "OTEL_RESILIENCE_BREAKER_MAX_BREAKERS": "7",
+            "OTEL_RESILIENCE_BREAKER_WINDOW_SIZE": "many",
         },
     ).check()
     assert run.stdout.strip() == "2 7"
     # The configurator and the registry both read the settings: still one warning.
-    assert run.stderr.count("OTEL_RESILIENCE_CIRCUIT_BREAKER_WINDOW_SIZE") == 1
+    assert run.stderr.count("OTEL_RESILIENCE_BREAKER_WINDOW_SIZE") == 1
