@@ -152,3 +152,24 @@ def test_prometheus_scrapes_the_embedded_default_endpoint(
         assert info["metric"]["telemetry_distro_name"] == "otel-resilience"
     assert app.result is not None
     assert app.result.returncode == 0, app.result.stderr
+
+
+LOGGING_APP = """
+import logging, sys
+logging.getLogger("app").warning("before any configuration")
+logging.basicConfig(level=logging.INFO, format="APP %(levelname)s %(message)s", stream=sys.stdout)
+logging.getLogger("app").info("after basicConfig")
+"""
+
+
+def test_the_programs_own_logging_configuration_still_works(otlp_receiver: OtlpReceiver) -> None:
+    run = run_instrumented(
+        LOGGING_APP, env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.grpc_endpoint}
+    ).check()
+    # Python's last-resort handler still prints an unconfigured program's warnings ...
+    assert "before any configuration" in run.stderr
+    # ... and basicConfig() still configures logging although our handler is on the root.
+    assert run.stdout.splitlines() == ["APP INFO after basicConfig"]
+    assert run.stderr.count("before any configuration") == 1
+    bodies = {record.body for record in otlp_receiver.wait_for_logs(count=2)}
+    assert bodies == {"before any configuration", "after basicConfig"}
