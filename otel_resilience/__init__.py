@@ -15,6 +15,7 @@ library::
 from otel_resilience._breaker import (
     CallEvent,
     CallListener,
+    CallPermit,
     CircuitBreaker,
     CircuitBreakerListener,
     CircuitBreakerStats,
@@ -32,6 +33,7 @@ __all__ = [
     "BreakerPolicy",
     "CallEvent",
     "CallListener",
+    "CallPermit",
     "CircuitBreaker",
     "CircuitBreakerListener",
     "CircuitBreakerRegistry",

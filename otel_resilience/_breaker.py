@@ -45,6 +45,7 @@ __all__ = [
     "STATES",
     "CallEvent",
     "CallListener",
+    "CallPermit",
     "CircuitBreaker",
     "CircuitBreakerListener",
     "CircuitBreakerStats",
@@ -470,9 +471,7 @@ class CircuitBreaker:
     def _record(
         self, error: BaseException | None, result: Any, started: float, trial: bool
     ) -> None:
-        """Classify and record one completed call under the lock; trip or recover."""
-        now = self._clock()
-        duration = now - started
+        """Classify one completed call by the policy and record it."""
         policy = self.policy
         if error is None:
             failed: bool | None = policy.failure_result is not None and bool(
@@ -480,6 +479,14 @@ class CircuitBreaker:
             )
         else:
             failed = policy.classify(error)
+        self._record_outcome(failed, started, trial, error)
+
+    def _record_outcome(
+        self, failed: bool | None, started: float, trial: bool, error: BaseException | None
+    ) -> None:
+        """Record one classified call under the lock; trip or recover."""
+        now = self._clock()
+        duration = now - started
         events: list[StateTransition] = []
         with self._lock:
             slow = failed is not None and duration > self._slow_after  # ignored: neither
@@ -506,6 +513,16 @@ class CircuitBreaker:
                 "ignored" if failed is None else "failure" if failed else "success"
             )
             self._notify_call(CallEvent(self.name, outcome, duration, slow, error))
+
+    def acquire(self) -> CallPermit:
+        """Admit one call whose outcome the caller classifies, or raise CircuitOpenError.
+
+        For instrumentations, which know better than an exception type what a failure is
+        (an HTTP 503 response, a driver's "server unavailable" error): they ask for a permit
+        before the call and record exactly one outcome on it afterwards.
+        """
+        trial = self._acquire_permission()
+        return CallPermit(self, self._clock(), trial)
 
     def _judge(
         self, ticket: int, failed: bool, slow: bool, now: float, trial: bool
@@ -825,6 +842,28 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         return f"<CircuitBreaker {self.name!r} {self._state}>"
+
+
+class CallPermit:
+    """One admitted call; record its outcome once, with :meth:`record`."""
+
+    __slots__ = ("_breaker", "_recorded", "_started", "_trial")
+
+    def __init__(self, breaker: CircuitBreaker, started: float, trial: bool) -> None:
+        self._breaker = breaker
+        self._started = started
+        self._trial = trial
+        self._recorded = False
+
+    def record(self, failed: bool | None, error: BaseException | None = None) -> None:
+        """``True``: a failure; ``False``: a success; ``None``: ignored (counts as neither).
+
+        A second call is ignored, so that a permit is never counted twice.
+        """
+        if self._recorded:
+            return
+        self._recorded = True
+        self._breaker._record_outcome(failed, self._started, self._trial, error)
 
 
 def _shared_policy(**settings: Any) -> BreakerPolicy:

@@ -487,3 +487,20 @@ def test_minimum_calls_beyond_a_count_window_is_rejected() -> None:
     with pytest.raises(ValueError, match="minimum_calls"):
         BreakerPolicy(window_size=10, minimum_calls=20)
     BreakerPolicy(window_kind="time", window_size=10, minimum_calls=20)  # 10 s can hold 20 calls
+
+
+def test_permits_let_the_caller_classify_outcomes(clock: FakeClock) -> None:
+    breaker = make(clock, consecutive_failures=2)
+    permit = breaker.acquire()
+    permit.record(failed=False)
+    permit.record(failed=True)  # a second record on one permit is ignored
+    for _ in range(2):
+        breaker.acquire().record(failed=True)
+    assert state(breaker) == "open"
+    with pytest.raises(CircuitOpenError):
+        breaker.acquire()
+    stats = breaker.stats
+    assert (stats.successes, stats.failures, stats.rejections) == (1, 2, 1)
+    breaker.reset()
+    breaker.acquire().record(failed=None)
+    assert breaker.stats.ignored == 1
