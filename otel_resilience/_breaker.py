@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Literal, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, Protocol, TypeVar, cast, overload
 
 from otel_resilience._breaker_telemetry import (
     observe,
@@ -79,7 +79,16 @@ class CircuitOpenError(Exception):
 
     # The details live in ``args`` and are read through properties, so raising one runs no
     # Python-level ``__init__``: rejections are the path an open breaker takes on every call.
+    # BaseException's own ``__init__``, named here, also stops OSError's constructor (for
+    # subclasses that are also e.g. requests' ConnectionError) from folding three arguments
+    # into errno, strerror and filename.
     args: tuple[str, State, float]
+    if TYPE_CHECKING:
+
+        def __init__(self, name: str, state: State, remaining: float) -> None: ...
+
+    else:
+        __init__ = BaseException.__init__
 
     @property
     def name(self) -> str:

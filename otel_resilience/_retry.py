@@ -68,6 +68,9 @@ class RetryDetails:
     wait: float
     error: BaseException | None
     elapsed: float
+    result: Any = None
+    """The result being retried past (``None`` after an exception): a hook may release it,
+    e.g. close an HTTP response so its connection goes back to the pool."""
 
 
 class RetryHook(Protocol):
@@ -262,7 +265,8 @@ class Retry:
             return "budget_exhausted"
         for hook in self.hooks:
             _run_hook(
-                hook, RetryDetails(self.target, attempt, wait, error, self._clock() - started)
+                hook,
+                RetryDetails(self.target, attempt, wait, error, self._clock() - started, result),
             )
         return wait
 

@@ -6,6 +6,7 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
+from http_test_server import ScriptedHttpServer, scripted_http_server
 from otlp_receiver import OtlpReceiver, SilentTcpServer
 from prometheus_server import PrometheusServer
 
@@ -46,3 +47,10 @@ def taken_port() -> Iterator[int]:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         yield int(holder.getsockname()[1])
+
+
+@pytest.fixture
+def http_server() -> Iterator[ScriptedHttpServer]:
+    """An HTTP server on 127.0.0.1 answering by path (see tests/http_test_server.py)."""
+    with scripted_http_server() as server:
+        yield server

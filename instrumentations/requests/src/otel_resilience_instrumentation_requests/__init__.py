@@ -1,0 +1,108 @@
+"""otel-resilience for `requests`: a circuit breaker, retries, a client span and metrics.
+
+Under ``opentelemetry-instrument`` this instrumentor loads by itself. Without the launcher::
+
+    import requests
+    from otel_resilience_instrumentation_requests import RequestsInstrumentor
+
+    RequestsInstrumentor().instrument()
+    requests.get("https://api.example.com/items")  # breaker, retries, span, metrics
+
+The hook is ``requests.Session.send``, below the Session API, so ``requests.get`` and
+sessions created before instrumentation are covered, and each redirect hop is its own
+request. Everything it adds comes from the core's one outgoing-HTTP wrapper
+(``otel_resilience._http_client``). A request the endpoint's breaker rejects raises
+:class:`RequestsCircuitOpenError`, which is also a ``requests.exceptions.ConnectionError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, MutableMapping
+from typing import Any, cast
+
+import requests
+import wrapt
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
+from opentelemetry.instrumentation.utils import unwrap
+
+from otel_resilience import CircuitOpenError
+from otel_resilience._http_client import HttpRequest, OutgoingHttp
+from otel_resilience_instrumentation_requests.package import _instruments
+
+__all__ = ["RequestsCircuitOpenError", "RequestsInstrumentor"]
+
+_logger = logging.getLogger(__name__)
+
+
+class RequestsCircuitOpenError(CircuitOpenError, requests.exceptions.ConnectionError):
+    """The endpoint's circuit breaker rejected the request; nothing was sent."""
+
+
+class _Requests:
+    """What the core needs to know about requests' responses and errors."""
+
+    name: str = "requests"
+    transport_errors: tuple[type[BaseException], ...] = (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+    )
+    rejection_error: type[CircuitOpenError] = RequestsCircuitOpenError
+
+    def status_code(self, response: requests.Response) -> int:
+        return int(response.status_code)
+
+    def header(self, response: requests.Response, name: str) -> str | None:
+        value = response.headers.get(name)
+        return None if value is None else str(value)
+
+    def protocol_version(self, response: requests.Response) -> str | None:
+        version = getattr(response.raw, "version", None)
+        return {10: "1.0", 11: "1.1", 20: "2"}.get(version) if isinstance(version, int) else None
+
+    def discard(self, response: requests.Response) -> None:
+        response.close()
+
+
+def _replayable(body: object) -> bool:
+    """A body can be sent again when it is bytes, text or absent; not a stream or generator."""
+    return body is None or isinstance(body, bytes | str)
+
+
+class RequestsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments every ``requests`` request; ``uninstrument()`` restores the original."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        outgoing: OutgoingHttp[requests.Response] = OutgoingHttp(
+            _Requests(),
+            tracer_provider=kwargs.get("tracer_provider"),
+            meter_provider=kwargs.get("meter_provider"),
+            registry=kwargs.get("registry"),
+            retry=kwargs.get("retry"),
+        )
+
+        def send(
+            wrapped: Any, instance: requests.Session, args: tuple[Any, ...], kwargs: Any
+        ) -> requests.Response:
+            try:
+                prepared: requests.PreparedRequest = args[0] if args else kwargs["request"]
+                request = HttpRequest(
+                    method=str(prepared.method or "GET").upper(),
+                    url=str(prepared.url),
+                    headers=cast(MutableMapping[str, str], prepared.headers),
+                    replayable=_replayable(prepared.body),
+                )
+            except Exception:  # fail-safe: an unexpected call shape goes out uninstrumented
+                _logger.warning("requests call not instrumented", exc_info=True)
+                return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
+            return outgoing.send(request, lambda: cast(requests.Response, wrapped(*args, **kwargs)))
+
+        wrapt.wrap_function_wrapper("requests.sessions", "Session.send", send)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        unwrap(requests.sessions.Session, "send")

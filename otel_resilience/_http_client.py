@@ -1,0 +1,359 @@
+"""The one outgoing-HTTP-call wrapper that every HTTP adapter delegates to.
+
+An adapter (requests, httpx) finds the single seam its library sends every request through,
+and hands the request here with a ``send`` callable and a description of its library
+(:class:`HttpLibrary`). Everything else lives here once: the endpoint's circuit breaker,
+retries of idempotent requests, the client span of the stable HTTP semantic conventions
+with trace-context propagation, the ``http.client.request.duration`` histogram (failed
+requests included), and the mapping of a rejection onto the library's own error type.
+
+Each attempt is its own CLIENT span, as the conventions ask for resends, with
+``http.request.resend_count`` on the retries. Requests made while instrumentation is
+suppressed (the OTLP exporters' own, for instance) pass straight through.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.instrumentation.utils import (
+    is_http_instrumentation_enabled,
+    suppress_http_instrumentation,
+)
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
+from otel_resilience._registry import CircuitBreakerRegistry, default_registry
+from otel_resilience._retry import Retry, RetryBudget, RetryDetails, current_attempt
+from otel_resilience._version import __version__
+from otel_resilience._views import SECONDS_BUCKETS
+from otel_resilience.config import RetrySettings, current_settings
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "HttpLibrary",
+    "HttpRequest",
+    "OutgoingHttp",
+    "endpoint_key",
+    "redact_url",
+    "retry_after_seconds",
+]
+
+ResponseT = TypeVar("ResponseT")
+ResponseT_contra = TypeVar("ResponseT_contra", contravariant=True)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_REDACTED = "REDACTED"
+
+
+def is_failure_status(status: int) -> bool:
+    """5xx and 429 count against the endpoint; other 4xx are the caller's business."""
+    return status >= 500 or status == 429
+
+
+def endpoint_key(scheme: str, host: str, port: int | None) -> str:
+    """``scheme://host:port``, lower-cased with the default port filled in: one per breaker."""
+    scheme = scheme.lower()
+    host = host.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port if port is not None else _DEFAULT_PORTS.get(scheme, 0)}"
+
+
+def redact_url(url: str) -> str:
+    """``url.full`` without credentials and without query values.
+
+    ``user:password@`` becomes ``REDACTED:REDACTED@``, as the conventions ask; every query
+    value becomes ``REDACTED`` because tokens and signatures travel there (names are kept:
+    they say what kind of request it was).
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{_REDACTED}:{_REDACTED}@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{field.partition('=')[0]}={_REDACTED}" if "=" in field else field
+        for field in parts.query.split("&")
+        if field
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """A ``Retry-After`` header as seconds from now: delta-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    seconds = moment.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """The request an adapter is about to send, as the core needs to see it."""
+
+    method: str
+    url: str
+    headers: MutableMapping[str, str]
+    replayable: bool
+
+
+class HttpLibrary(Protocol[ResponseT_contra]):
+    """What an adapter tells the core about its library.
+
+    ``transport_errors`` are the library's connection errors and timeouts: they count
+    against the endpoint and may be retried; any other exception from the library (an
+    invalid URL, say) is the caller's and counts as neither. ``rejection_error`` subclasses
+    both :class:`CircuitOpenError` and the library's own connection error.
+    """
+
+    name: str
+    transport_errors: tuple[type[BaseException], ...]
+    rejection_error: type[CircuitOpenError]
+
+    def status_code(self, response: ResponseT_contra) -> int: ...
+
+    def header(self, response: ResponseT_contra, name: str) -> str | None: ...
+
+    def protocol_version(self, response: ResponseT_contra) -> str | None: ...
+
+    def discard(self, response: ResponseT_contra) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    key: str
+    scheme: str
+    host: str
+    port: int
+    url_full: str
+
+    @classmethod
+    def parse(cls, url: str) -> _Target:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower() or "http"
+        host = (parts.hostname or "").lower()
+        port = parts.port if parts.port is not None else _DEFAULT_PORTS.get(scheme, 0)
+        return cls(endpoint_key(scheme, host, port), scheme, host, port, redact_url(url))
+
+
+class OutgoingHttp(Generic[ResponseT]):
+    """Breaker, retries, span and metrics around one library's outgoing requests."""
+
+    def __init__(
+        self,
+        library: HttpLibrary[ResponseT],
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        registry: CircuitBreakerRegistry | None = None,
+        retry: RetrySettings | None = None,
+    ) -> None:
+        self.library = library
+        scope = f"otel_resilience.instrumentation.{library.name}"
+        self._tracer = trace.get_tracer(scope, __version__, tracer_provider)
+        self._duration = metrics.get_meter(scope, __version__, meter_provider).create_histogram(
+            "http.client.request.duration",
+            unit="s",
+            description="Duration of HTTP client requests.",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+        )
+        self._registry = registry
+        self._retry_settings = retry if retry is not None else current_settings().retry
+        self._retries: dict[str, Retry] = {}
+        self._retries_lock = threading.Lock()
+
+    # --- per endpoint -----------------------------------------------------------------------
+
+    def _breaker(self, key: str) -> CircuitBreaker:
+        registry = self._registry if self._registry is not None else default_registry()
+        return registry.get(key)
+
+    def _retry(
+        self, target: _Target, request: HttpRequest, breaker: CircuitBreaker
+    ) -> Retry | None:
+        settings = self._retry_settings
+        if (
+            settings.max_retries == 0
+            or request.method not in IDEMPOTENT_METHODS
+            or not request.replayable
+        ):
+            return None
+        retry = self._retries.get(target.key)
+        if retry is None or retry.breaker is not breaker:
+            library = self.library
+            retry = Retry(
+                target.key,
+                max_attempts=settings.max_retries + 1,
+                initial_backoff=settings.initial_backoff,
+                max_backoff=settings.max_backoff,
+                jitter=settings.jitter,
+                retry_on=library.transport_errors,
+                retry_on_result=lambda response: is_failure_status(library.status_code(response)),
+                retry_after=lambda _error, response: (
+                    None
+                    if response is None
+                    else retry_after_seconds(library.header(response, "Retry-After"))
+                ),
+                budget=RetryBudget(settings.budget_ratio),
+                breaker=breaker,
+                hooks=(self._discard_retried,),
+            )
+            with self._retries_lock:
+                if len(self._retries) >= (self._registry or default_registry()).max_breakers:
+                    self._retries.pop(next(iter(self._retries)))  # the oldest, like the breakers
+                self._retries[target.key] = retry
+        return retry
+
+    def _discard_retried(self, details: RetryDetails) -> None:
+        if details.result is not None:
+            self.library.discard(details.result)
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def send(self, request: HttpRequest, send: Callable[[], ResponseT]) -> ResponseT:
+        """Send ``request`` through ``send`` with everything this distribution adds."""
+        if not is_http_instrumentation_enabled():
+            return send()
+        target = _Target.parse(request.url)
+        breaker = self._breaker(target.key)
+        attempt = functools.partial(self._attempt, request, target, breaker, send)
+        retry = self._retry(target, request, breaker)
+        return attempt() if retry is None else retry.call(attempt)
+
+    async def send_async(
+        self, request: HttpRequest, send: Callable[[], Awaitable[ResponseT]]
+    ) -> ResponseT:
+        """``send`` for async clients; retries wait with asyncio."""
+        if not is_http_instrumentation_enabled():
+            return await send()
+        target = _Target.parse(request.url)
+        breaker = self._breaker(target.key)
+        attempt = functools.partial(self._attempt_async, request, target, breaker, send)
+        retry = self._retry(target, request, breaker)
+        return await (attempt() if retry is None else retry.call_async(attempt))
+
+    def _attempt(
+        self,
+        request: HttpRequest,
+        target: _Target,
+        breaker: CircuitBreaker,
+        send: Callable[[], ResponseT],
+    ) -> ResponseT:
+        span, attributes, permit = self._begin(request, target, breaker)
+        started = time.perf_counter()
+        with trace.use_span(span, end_on_exit=True, record_exception=False):
+            try:
+                with suppress_http_instrumentation():
+                    response = send()
+            except BaseException as error:
+                self._failed(span, attributes, permit, error, started)
+                raise
+            self._answered(span, attributes, permit, breaker, response, started)
+            return response
+
+    async def _attempt_async(
+        self,
+        request: HttpRequest,
+        target: _Target,
+        breaker: CircuitBreaker,
+        send: Callable[[], Awaitable[ResponseT]],
+    ) -> ResponseT:
+        span, attributes, permit = self._begin(request, target, breaker)
+        started = time.perf_counter()
+        with trace.use_span(span, end_on_exit=True, record_exception=False):
+            try:
+                with suppress_http_instrumentation():
+                    response = await send()
+            except BaseException as error:
+                self._failed(span, attributes, permit, error, started)
+                raise
+            self._answered(span, attributes, permit, breaker, response, started)
+            return response
+
+    def _begin(
+        self, request: HttpRequest, target: _Target, breaker: CircuitBreaker
+    ) -> tuple[trace.Span, dict[str, Any], CallPermit]:
+        """Start the attempt's span, inject its context and take the breaker's permit."""
+        attributes: dict[str, Any] = {
+            "http.request.method": request.method,
+            "server.address": target.host,
+            "server.port": target.port,
+            "url.scheme": target.scheme,
+        }
+        span_attributes = {**attributes, "url.full": target.url_full}
+        resend_count = current_attempt()
+        if resend_count:
+            span_attributes["http.request.resend_count"] = resend_count
+        span = self._tracer.start_span(
+            request.method, kind=SpanKind.CLIENT, attributes=span_attributes
+        )
+        propagate.inject(request.headers, context=trace.set_span_in_context(span))
+        try:
+            permit = breaker.acquire()
+        except CircuitOpenError as rejected:
+            error = self.library.rejection_error(*rejected.args)
+            span.set_attribute("error.type", type(error).__qualname__)
+            span.set_status(Status(StatusCode.ERROR, str(error)))
+            span.end()
+            raise error from None
+        return span, attributes, permit
+
+    def _failed(
+        self,
+        span: trace.Span,
+        attributes: dict[str, Any],
+        permit: CallPermit,
+        error: BaseException,
+        started: float,
+    ) -> None:
+        transport_failure = isinstance(error, self.library.transport_errors)
+        permit.record(True if transport_failure else None, error)
+        error_type = type(error).__qualname__
+        span.set_attribute("error.type", error_type)
+        span.set_status(Status(StatusCode.ERROR, str(error)))
+        self._duration.record(
+            time.perf_counter() - started, {**attributes, "error.type": error_type}
+        )
+
+    def _answered(
+        self,
+        span: trace.Span,
+        attributes: dict[str, Any],
+        permit: CallPermit,
+        breaker: CircuitBreaker,
+        response: ResponseT,
+        started: float,
+    ) -> None:
+        library = self.library
+        status = library.status_code(response)
+        failed = is_failure_status(status)
+        permit.record(failed)
+        if failed:
+            wait = retry_after_seconds(library.header(response, "Retry-After"))
+            if wait is not None:
+                breaker.report_retry_after(wait)
+        answered: dict[str, Any] = {"http.response.status_code": status}
+        version = library.protocol_version(response)
+        if version:
+            answered["network.protocol.version"] = version
+        if status >= 400:
+            answered["error.type"] = str(status)
+            span.set_status(Status(StatusCode.ERROR))
+        span.set_attributes(answered)
+        self._duration.record(time.perf_counter() - started, {**attributes, **answered})

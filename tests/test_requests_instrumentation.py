@@ -1,0 +1,230 @@
+"""The requests instrumentation against a real server on 127.0.0.1 and the real SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from http_test_server import ScriptedHttpServer
+from instrumented_run import run_instrumented
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from otel_resilience_instrumentation_requests import (
+    RequestsCircuitOpenError,
+    RequestsInstrumentor,
+)
+from otlp_receiver import OtlpReceiver, unused_tcp_port
+
+from otel_resilience import BreakerPolicy, CircuitBreakerRegistry, CircuitOpenError
+from otel_resilience.config import RetrySettings
+
+
+@dataclass
+class Instrumented:
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+    registry: CircuitBreakerRegistry
+
+    def finished(self) -> list[ReadableSpan]:
+        return list(self.spans.get_finished_spans())
+
+    def duration_points(self) -> list[Any]:
+        data = self.metrics.get_metrics_data()
+        assert data is not None
+        return [
+            point
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == "http.client.request.duration"
+            for point in metric.data.data_points
+        ]
+
+
+def instrument(policy: BreakerPolicy | None = None, retries: int = 2) -> Iterator[Instrumented]:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    registry = CircuitBreakerRegistry(policy or BreakerPolicy(recovery_jitter=0))
+    RequestsInstrumentor().instrument(
+        tracer_provider=tracer_provider,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        registry=registry,
+        retry=RetrySettings(
+            max_retries=retries, initial_backoff=0, max_backoff=0, jitter="none", budget_ratio=10
+        ),
+    )
+    try:
+        yield Instrumented(spans, reader, registry)
+    finally:
+        RequestsInstrumentor().uninstrument()
+
+
+@pytest.fixture
+def instrumented() -> Iterator[Instrumented]:
+    yield from instrument()
+
+
+def test_a_request_gets_a_client_span_a_metric_and_propagated_context(
+    instrumented: Instrumented, http_server: ScriptedHttpServer
+) -> None:
+    response = requests.get(http_server.url("/ok?token=secret&page=2"), timeout=5)
+    assert response.status_code == 200
+    (span,) = instrumented.finished()
+    assert (span.name, span.kind) == ("GET", SpanKind.CLIENT)
+    attributes = dict(span.attributes or {})
+    assert attributes["http.request.method"] == "GET"
+    assert attributes["server.address"] == "127.0.0.1"
+    assert attributes["server.port"] == http_server.port
+    assert attributes["http.response.status_code"] == 200
+    assert attributes["network.protocol.version"] == "1.1"
+    assert attributes["url.full"] == http_server.url("/ok?token=REDACTED&page=REDACTED")
+    assert "http.request.resend_count" not in attributes
+    (received,) = http_server.received
+    context = span.get_span_context()
+    assert context is not None
+    version, trace_id, span_id, flags = received.headers["traceparent"].split("-")
+    assert (version, trace_id, span_id) == (
+        "00",
+        f"{context.trace_id:032x}",
+        f"{context.span_id:016x}",
+    )
+    assert int(flags, 16) & 1  # sampled
+    (point,) = instrumented.duration_points()
+    assert point.count == 1
+    assert dict(point.attributes)["http.response.status_code"] == 200
+    assert "url.full" not in dict(point.attributes)  # low cardinality only
+
+
+def test_credentials_never_reach_the_span(
+    instrumented: Instrumented, http_server: ScriptedHttpServer
+) -> None:
+    url = http_server.url("/ok").replace("http://", "http://alice:hunter2@")
+    requests.get(url, timeout=5)
+    (span,) = instrumented.finished()
+    assert (span.attributes or {})["url.full"] == url.replace("alice:hunter2", "REDACTED:REDACTED")
+
+
+def test_idempotent_requests_are_retried_and_each_attempt_is_a_span(
+    instrumented: Instrumented, http_server: ScriptedHttpServer
+) -> None:
+    response = requests.get(http_server.url("/status/503"), timeout=5)
+    assert response.status_code == 503
+    assert len(http_server.received) == 3  # the first attempt and two retries
+    spans = instrumented.finished()
+    assert [(s.attributes or {}).get("http.request.resend_count") for s in spans] == [None, 1, 2]
+    assert all(s.status.status_code == StatusCode.ERROR for s in spans)
+    assert all((s.attributes or {})["error.type"] == "503" for s in spans)
+    (point,) = instrumented.duration_points()
+    assert point.count == 3
+
+
+def test_post_is_never_retried(instrumented: Instrumented, http_server: ScriptedHttpServer) -> None:
+    assert (
+        requests.post(http_server.url("/status/503"), data=b"order", timeout=5).status_code == 503
+    )
+    assert len(http_server.received) == 1
+
+
+def test_other_4xx_are_not_failures(
+    instrumented: Instrumented, http_server: ScriptedHttpServer
+) -> None:
+    for _ in range(10):
+        assert requests.get(http_server.url("/status/404"), timeout=5).status_code == 404
+    breaker = instrumented.registry.get(f"http://127.0.0.1:{http_server.port}")
+    assert (breaker.stats.successes, breaker.stats.failures) == (10, 0)
+    assert len(http_server.received) == 10
+
+
+def test_the_breaker_opens_and_then_rejects_without_touching_the_network(
+    http_server: ScriptedHttpServer,
+) -> None:
+    for instrumented in instrument(BreakerPolicy(consecutive_failures=3), retries=0):
+        for _ in range(3):
+            requests.get(http_server.url("/status/500"), timeout=5)
+        http_server.clear()
+        with pytest.raises(requests.exceptions.ConnectionError) as rejected:
+            requests.get(http_server.url("/ok"), timeout=5)
+        assert isinstance(rejected.value, RequestsCircuitOpenError)
+        assert isinstance(rejected.value, CircuitOpenError)
+        assert f"127.0.0.1:{http_server.port}" in str(rejected.value)
+        assert http_server.received == []
+        last = instrumented.finished()[-1]
+        assert (last.attributes or {})["error.type"] == "RequestsCircuitOpenError"
+
+
+def test_retry_after_keeps_the_breaker_open_that_long(http_server: ScriptedHttpServer) -> None:
+    policy = BreakerPolicy(consecutive_failures=1, recovery_timeout=1, recovery_jitter=0)
+    for instrumented in instrument(policy, retries=0):
+        requests.get(http_server.url("/retry-after/120"), timeout=5)
+        breaker = instrumented.registry.get(f"http://127.0.0.1:{http_server.port}")
+        assert breaker.state == "open"
+        assert breaker.seconds_until_trial() > 100
+
+
+def test_connection_refused_is_a_failure_and_is_retried(instrumented: Instrumented) -> None:
+    port = unused_tcp_port()
+    url = f"http://127.0.0.1:{port}/ok"
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(url, timeout=5)
+    spans = instrumented.finished()
+    assert len(spans) == 3
+    assert {(s.attributes or {})["error.type"] for s in spans} == {"ConnectionError"}
+    breaker = instrumented.registry.get(f"http://127.0.0.1:{port}")
+    assert breaker.stats.failures == 3
+
+
+def test_suppressed_requests_pass_through(
+    instrumented: Instrumented, http_server: ScriptedHttpServer
+) -> None:
+    with suppress_instrumentation():
+        requests.get(http_server.url("/ok"), timeout=5)
+    assert instrumented.finished() == []
+    assert "traceparent" not in http_server.received[0].headers
+
+
+def test_uninstrument_restores_the_original(http_server: ScriptedHttpServer) -> None:
+    original = requests.Session.send
+    for _ in instrument():
+        assert requests.Session.send is not original
+    assert requests.Session.send is original
+    requests.get(http_server.url("/ok"), timeout=5)
+    assert "traceparent" not in http_server.received[0].headers
+
+
+APP = """
+import requests, sys
+for _ in range(3):
+    try:
+        print(requests.get(sys.argv[1], timeout=5).status_code)
+    except requests.exceptions.ConnectionError as error:  # the program's own except clause
+        print("rejected:", type(error).__name__)
+"""
+
+
+def test_loaded_by_the_launcher_with_environment_variables_only(
+    otlp_receiver: OtlpReceiver, http_server: ScriptedHttpServer
+) -> None:
+    run = run_instrumented(
+        APP,
+        args=[http_server.url("/status/503")],
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.http_endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",  # the exporter itself uses requests
+            "OTEL_RESILIENCE_RETRY_MAX_ATTEMPTS": "0",
+            "OTEL_RESILIENCE_BREAKER_CONSECUTIVE_FAILURES": "2",
+        },
+    ).check()
+    assert run.stdout.splitlines() == ["503", "503", "rejected: RequestsCircuitOpenError"]
+    spans = otlp_receiver.wait_for_spans(count=3)
+    assert {s.name for s in spans} == {"GET"}  # the exporter's own POSTs are not traced
+    assert len(http_server.received) == 2  # the third request was rejected by the breaker
