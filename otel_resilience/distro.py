@@ -4,11 +4,18 @@ Select it explicitly with ``OTEL_PYTHON_DISTRO=otel_resilience`` when other dist
 installed too. Upstream's loader re-raises an instrumentor's unexpected error, which stops
 every instrumentor after it from loading; this distro contains such an error to one
 warning so that one broken instrumentation never costs the others or the program.
+
+Coexistence: where one of our instrumentations covers a library that an upstream
+``opentelemetry-instrumentation-*`` package also instruments (requests, httpx), the
+launcher would load both and every request would get two client spans, or ours would see
+upstream's suppression and add no breaker. So the upstream instrumentor of a library we
+cover is left out; ours gives the same spans and metrics, and the breakers and retries.
 """
 
 from __future__ import annotations
 
 import logging
+from importlib.metadata import entry_points
 from typing import Any
 
 # The upstream module is marked `# type: ignore` as a whole, so mypy sees no names in it.
@@ -17,6 +24,20 @@ from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr
 __all__ = ["ResilienceDistro"]
 
 _logger = logging.getLogger(__name__)
+
+_OUR_PREFIX = "otel_resilience_instrumentation_"
+
+
+def _covered_by_us(entry_point: Any) -> bool:
+    """Whether ``entry_point`` is another package's instrumentor for a library we cover."""
+    value = str(getattr(entry_point, "value", ""))
+    if value.startswith(_OUR_PREFIX):
+        return False
+    name = str(getattr(entry_point, "name", ""))
+    return any(
+        ours.value.startswith(_OUR_PREFIX)
+        for ours in entry_points(group="opentelemetry_instrumentor", name=name)
+    )
 
 
 class ResilienceDistro(BaseDistro):  # type: ignore[misc]
@@ -27,6 +48,13 @@ class ResilienceDistro(BaseDistro):  # type: ignore[misc]
 
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
         """Instrument one library; an unexpected error costs a warning, not the others."""
+        if _covered_by_us(entry_point):
+            _logger.debug(
+                "Left out %s: otel-resilience instruments %s itself",
+                entry_point.value,
+                entry_point.name,
+            )
+            return
         try:
             super().load_instrumentor(entry_point, **kwargs)
         except (ImportError, ModuleNotFoundError):

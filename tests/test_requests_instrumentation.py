@@ -228,3 +228,23 @@ def test_loaded_by_the_launcher_with_environment_variables_only(
     spans = otlp_receiver.wait_for_spans(count=3)
     assert {s.name for s in spans} == {"GET"}  # the exporter's own POSTs are not traced
     assert len(http_server.received) == 2  # the third request was rejected by the breaker
+
+
+def test_with_the_upstream_instrumentor_installed_there_is_one_span_per_request(
+    otlp_receiver: OtlpReceiver, http_server: ScriptedHttpServer
+) -> None:
+    # opentelemetry-instrumentation-requests is installed in this environment (a test
+    # dependency), so the launcher finds both entry points named "requests".
+    from importlib.metadata import entry_points
+
+    values = {e.value for e in entry_points(group="opentelemetry_instrumentor", name="requests")}
+    assert any(v.startswith("opentelemetry.instrumentation.requests") for v in values)
+    run_instrumented(
+        "import requests, sys\nrequests.get(sys.argv[1], timeout=5)\n",
+        args=[http_server.url("/ok")],
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.grpc_endpoint},
+    ).check()
+    (span,) = otlp_receiver.wait_for_spans()
+    assert span.scope_name == "otel_resilience.instrumentation.requests"
+    assert len(otlp_receiver.spans()) == 1
+    assert otlp_receiver.wait_for_metric("resilience.circuit_breaker.calls")
