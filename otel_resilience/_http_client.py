@@ -163,6 +163,7 @@ class OutgoingHttp(Generic[ResponseT]):
         meter_provider: metrics.MeterProvider | None = None,
         registry: CircuitBreakerRegistry | None = None,
         retry: RetrySettings | None = None,
+        resilience: bool | None = None,
     ) -> None:
         self.library = library
         scope = f"otel_resilience.instrumentation.{library.name}"
@@ -175,6 +176,12 @@ class OutgoingHttp(Generic[ResponseT]):
         )
         self._registry = registry
         self._retry_settings = retry if retry is not None else current_settings().retry
+        # OTEL_RESILIENCE_DISABLED turns breakers and retries off; spans and metrics stay.
+        self._resilience = (
+            resilience
+            if resilience is not None
+            else current_settings().resilience_enabled(library.name)
+        )
         self._retries: dict[str, Retry] = {}
         self._retries_lock = threading.Lock()
 
@@ -231,9 +238,9 @@ class OutgoingHttp(Generic[ResponseT]):
         if not is_http_instrumentation_enabled():
             return send()
         target = _Target.parse(request.url)
-        breaker = self._breaker(target.key)
+        breaker = self._breaker(target.key) if self._resilience else None
         attempt = functools.partial(self._attempt, request, target, breaker, send)
-        retry = self._retry(target, request, breaker)
+        retry = None if breaker is None else self._retry(target, request, breaker)
         return attempt() if retry is None else retry.call(attempt)
 
     async def send_async(
@@ -243,16 +250,16 @@ class OutgoingHttp(Generic[ResponseT]):
         if not is_http_instrumentation_enabled():
             return await send()
         target = _Target.parse(request.url)
-        breaker = self._breaker(target.key)
+        breaker = self._breaker(target.key) if self._resilience else None
         attempt = functools.partial(self._attempt_async, request, target, breaker, send)
-        retry = self._retry(target, request, breaker)
+        retry = None if breaker is None else self._retry(target, request, breaker)
         return await (attempt() if retry is None else retry.call_async(attempt))
 
     def _attempt(
         self,
         request: HttpRequest,
         target: _Target,
-        breaker: CircuitBreaker,
+        breaker: CircuitBreaker | None,
         send: Callable[[], ResponseT],
     ) -> ResponseT:
         span, attributes, permit = self._begin(request, target, breaker)
@@ -271,7 +278,7 @@ class OutgoingHttp(Generic[ResponseT]):
         self,
         request: HttpRequest,
         target: _Target,
-        breaker: CircuitBreaker,
+        breaker: CircuitBreaker | None,
         send: Callable[[], Awaitable[ResponseT]],
     ) -> ResponseT:
         span, attributes, permit = self._begin(request, target, breaker)
@@ -287,8 +294,8 @@ class OutgoingHttp(Generic[ResponseT]):
             return response
 
     def _begin(
-        self, request: HttpRequest, target: _Target, breaker: CircuitBreaker
-    ) -> tuple[trace.Span, dict[str, Any], CallPermit]:
+        self, request: HttpRequest, target: _Target, breaker: CircuitBreaker | None
+    ) -> tuple[trace.Span, dict[str, Any], CallPermit | None]:
         """Start the attempt's span, inject its context and take the breaker's permit."""
         attributes: dict[str, Any] = {
             "http.request.method": request.method,
@@ -305,7 +312,7 @@ class OutgoingHttp(Generic[ResponseT]):
         )
         propagate.inject(request.headers, context=trace.set_span_in_context(span))
         try:
-            permit = breaker.acquire()
+            permit = None if breaker is None else breaker.acquire()
         except CircuitOpenError as rejected:
             error = self.library.rejection_error(*rejected.args)
             span.set_attribute("error.type", type(error).__qualname__)
@@ -318,12 +325,13 @@ class OutgoingHttp(Generic[ResponseT]):
         self,
         span: trace.Span,
         attributes: dict[str, Any],
-        permit: CallPermit,
+        permit: CallPermit | None,
         error: BaseException,
         started: float,
     ) -> None:
-        transport_failure = isinstance(error, self.library.transport_errors)
-        permit.record(True if transport_failure else None, error)
+        if permit is not None:
+            transport_failure = isinstance(error, self.library.transport_errors)
+            permit.record(True if transport_failure else None, error)
         error_type = type(error).__qualname__
         span.set_attribute("error.type", error_type)
         span.set_status(Status(StatusCode.ERROR, str(error)))
@@ -335,16 +343,17 @@ class OutgoingHttp(Generic[ResponseT]):
         self,
         span: trace.Span,
         attributes: dict[str, Any],
-        permit: CallPermit,
-        breaker: CircuitBreaker,
+        permit: CallPermit | None,
+        breaker: CircuitBreaker | None,
         response: ResponseT,
         started: float,
     ) -> None:
         library = self.library
         status = library.status_code(response)
         failed = is_failure_status(status)
-        permit.record(failed)
-        if failed:
+        if permit is not None:
+            permit.record(failed)
+        if failed and breaker is not None:
             wait = retry_after_seconds(library.header(response, "Retry-After"))
             if wait is not None:
                 breaker.report_retry_after(wait)

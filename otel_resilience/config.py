@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -81,8 +82,8 @@ class Variable(Generic[T]):
 def _render_default(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, tuple):
-        return ",".join(str(item) for item in value) or "(none)"
+    if isinstance(value, tuple | frozenset):
+        return ",".join(sorted(str(item) for item in value)) or "(none)"
     if value is None:
         return "none"
     return str(value)
@@ -159,6 +160,13 @@ def _parse_budget_ratio(raw: str) -> float:
     if not 0.0 <= value <= 10.0:
         raise ValueError(raw)
     return value
+
+
+def _parse_name_list(raw: str) -> frozenset[str]:
+    names = frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
+    if not names or not all(name == "*" or re.fullmatch(r"[a-z0-9_.-]+", name) for name in names):
+        raise ValueError(raw)
+    return names
 
 
 def _parse_port(raw: str) -> int:
@@ -348,8 +356,23 @@ RETRY_BUDGET_RATIO = Variable(
     invalid_example="lots",
 )
 
+DISABLED = Variable(
+    name="OTEL_RESILIENCE_DISABLED",
+    default=frozenset[str](),
+    parse=_parse_name_list,
+    type_name="comma list of instrumentation names, or `*`",
+    expected="instrumentation names such as requests,httpx separated by commas, or *",
+    meaning=(
+        "Instrumentations whose breakers and retries are turned off (`*`: all); their spans "
+        "and metrics stay. To drop an instrumentation entirely, use the upstream "
+        "`OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`."
+    ),
+    invalid_example="requests;httpx",
+)
+
 RESILIENCE_VARIABLES: tuple[Variable[Any], ...] = (
     SHUTDOWN_TIMEOUT,
+    DISABLED,
     BREAKER_CONSECUTIVE_FAILURES,
     BREAKER_FAILURE_RATE,
     BREAKER_SLOW_CALL_RATE,
@@ -602,6 +625,12 @@ class Settings:
     breaker_policy: BreakerPolicy
     max_breakers: int
     retry: RetrySettings
+    resilience_disabled: frozenset[str]
+
+    def resilience_enabled(self, instrumentation: str) -> bool:
+        """Whether ``instrumentation`` (e.g. ``"requests"``) gets breakers and retries."""
+        disabled = self.resilience_disabled
+        return "*" not in disabled and instrumentation.lower() not in disabled
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -614,6 +643,7 @@ class Settings:
             breaker_policy=_breaker_policy(source),
             max_breakers=BREAKER_MAX_BREAKERS.read(source),
             retry=_retry_settings(source),
+            resilience_disabled=DISABLED.read(source),
         )
 
 

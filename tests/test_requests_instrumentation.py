@@ -248,3 +248,20 @@ def test_with_the_upstream_instrumentor_installed_there_is_one_span_per_request(
     assert span.scope_name == "otel_resilience.instrumentation.requests"
     assert len(otlp_receiver.spans()) == 1
     assert otlp_receiver.wait_for_metric("resilience.circuit_breaker.calls")
+
+
+def test_resilience_can_be_turned_off_while_telemetry_stays(
+    otlp_receiver: OtlpReceiver, http_server: ScriptedHttpServer
+) -> None:
+    run = run_instrumented(
+        APP,
+        args=[http_server.url("/status/503")],
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.grpc_endpoint,
+            "OTEL_RESILIENCE_DISABLED": "requests",
+            "OTEL_RESILIENCE_BREAKER_CONSECUTIVE_FAILURES": "1",
+        },
+    ).check()
+    assert run.stdout.splitlines() == ["503", "503", "503"]  # no breaker, no retries
+    assert len(http_server.received) == 3
+    assert len(otlp_receiver.wait_for_spans(count=3)) == 3

@@ -84,6 +84,7 @@ class RequestsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             meter_provider=kwargs.get("meter_provider"),
             registry=kwargs.get("registry"),
             retry=kwargs.get("retry"),
+            resilience=kwargs.get("resilience"),
         )
 
         def send(
