@@ -132,7 +132,9 @@ class HttpLibrary(Protocol[ResponseT_contra]):
 
     def protocol_version(self, response: ResponseT_contra) -> str | None: ...
 
-    def discard(self, response: ResponseT_contra) -> None: ...
+    def discard(self, response: ResponseT_contra) -> Awaitable[None] | None:
+        """Release a response the retry goes past; an async response returns its close."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,9 +229,9 @@ class OutgoingHttp(Generic[ResponseT]):
                 self._retries[target.key] = retry
         return retry
 
-    def _discard_retried(self, details: RetryDetails) -> None:
-        if details.result is not None:
-            self.library.discard(details.result)
+    def _discard_retried(self, details: RetryDetails) -> Awaitable[None] | None:
+        """Retry hook: release the response being retried past (async: awaited by Retry)."""
+        return None if details.result is None else self.library.discard(details.result)
 
     # --- sending ----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import random
 import threading
@@ -74,9 +75,13 @@ class RetryDetails:
 
 
 class RetryHook(Protocol):
-    """Called before each retry's wait; a hook that raises is logged and ignored."""
+    """Called before each retry's wait; a hook that raises is logged and ignored.
 
-    def __call__(self, details: RetryDetails) -> None: ...
+    On the async path a hook may return an awaitable (closing an async HTTP response, say):
+    it is awaited before the wait.
+    """
+
+    def __call__(self, details: RetryDetails) -> object: ...
 
 
 class RetryBudget:
@@ -247,6 +252,7 @@ class Retry:
         previous_wait: float,
         error: BaseException | None,
         result: Any,
+        pending: list[Awaitable[object]],
     ) -> float | RetryOutcome:
         """The wait before the next attempt, or why there is none."""
         if attempt >= self.max_attempts:
@@ -263,11 +269,11 @@ class Retry:
             return "exhausted"
         if not self.budget.try_spend():
             return "budget_exhausted"
+        details = RetryDetails(self.target, attempt, wait, error, self._clock() - started, result)
         for hook in self.hooks:
-            _run_hook(
-                hook,
-                RetryDetails(self.target, attempt, wait, error, self._clock() - started, result),
-            )
+            returned = _run_hook(hook, details)
+            if inspect.isawaitable(returned):
+                pending.append(returned)
         return wait
 
     # --- call forms ---------------------------------------------------------------------------
@@ -289,6 +295,7 @@ class Retry:
                     return result
             finally:
                 _attempt.reset(token)
+            run.drop_pending()
             self._sleep(wait)
 
     async def call_async(
@@ -310,6 +317,7 @@ class Retry:
                     return result
             finally:
                 _attempt.reset(token)
+            await run.await_pending()
             await self._async_sleep(wait)
 
     @overload
@@ -326,7 +334,7 @@ class Retry:
 class _Run:
     """One retried call's bookkeeping, shared by the sync and async loops."""
 
-    __slots__ = ("attempt", "retry", "started", "wait")
+    __slots__ = ("attempt", "pending", "retry", "started", "wait")
 
     def __init__(self, retry: Retry) -> None:
         retry.budget.record_call()
@@ -334,6 +342,25 @@ class _Run:
         self.started = retry._clock()
         self.wait = 0.0
         self.attempt = 1
+        self.pending: list[Awaitable[object]] = []  # what async hooks returned, to await
+
+    def drop_pending(self) -> None:
+        """The sync path cannot await: close what async hooks returned, unawaited."""
+        for awaitable in self.pending:
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()
+        self.pending.clear()
+
+    async def await_pending(self) -> None:
+        """Await what the hooks returned; their failures are logged, the retry goes on."""
+        while self.pending:
+            try:
+                await self.pending.pop(0)
+            except Exception:
+                logging.getLogger("otel_resilience.retry").warning(
+                    "A retry hook's awaitable raised; the retry goes on", exc_info=True
+                )
 
     def after(self, error: BaseException | None, result: Any) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` to stop here.
@@ -345,7 +372,9 @@ class _Run:
             if self.attempt > 1 and error is None:
                 _record(retry.target, "succeeded")
             return None
-        decision = retry._next_wait(self.attempt, self.started, self.wait, error, result)
+        decision = retry._next_wait(
+            self.attempt, self.started, self.wait, error, result, self.pending
+        )
         if isinstance(decision, str):
             if self.attempt > 1 or decision == "budget_exhausted":
                 _record(retry.target, decision)
@@ -360,10 +389,11 @@ class _Run:
         return decision
 
 
-def _run_hook(hook: RetryHook, details: RetryDetails) -> None:
+def _run_hook(hook: RetryHook, details: RetryDetails) -> object:
     try:
-        hook(details)
+        return hook(details)
     except Exception:
         logging.getLogger("otel_resilience.retry").warning(
             "A retry hook raised; the retry goes on", exc_info=True
         )
+        return None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -256,3 +258,38 @@ def test_invalid_settings_are_rejected() -> None:
         Retry(max_attempts=0)
     with pytest.raises(ValueError, match="ratio"):
         RetryBudget(ratio=-1)
+
+
+def test_async_hooks_are_awaited_before_the_wait(time_: SimulatedTime) -> None:
+    events: list[str] = []
+
+    def release(details: RetryDetails) -> object:
+        async def close() -> None:
+            events.append(f"closed before wait {len(time_.sleeps) + 1}")
+
+        return close()
+
+    retry = make(time_, max_attempts=3, hooks=(release,))
+
+    async def flaky() -> str:
+        if len(events) < 2:
+            raise ConnectionError
+        return "ok"
+
+    assert asyncio.run(retry.call_async(flaky)) == "ok"
+    assert events == ["closed before wait 1", "closed before wait 2"]
+
+
+def test_a_sync_call_closes_what_an_async_hook_returned(time_: SimulatedTime) -> None:
+    returned: list[Coroutine[Any, Any, None]] = []
+
+    def release(details: RetryDetails) -> object:
+        async def close() -> None:
+            pytest.fail("a sync retry cannot await")
+
+        returned.append(close())
+        return returned[-1]
+
+    assert make(time_, max_attempts=2, hooks=(release,)).call(Flaky(1)) == "ok"
+    (coroutine,) = returned
+    assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED  # no "never awaited"

@@ -1,0 +1,157 @@
+"""otel-resilience for `httpx`: a circuit breaker, retries, a client span and metrics.
+
+Under ``opentelemetry-instrument`` this instrumentor loads by itself. Without the launcher::
+
+    import httpx
+    from otel_resilience_instrumentation_httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor().instrument()
+    httpx.get("https://api.example.com/items")  # breaker, retries, span, metrics
+
+    async with httpx.AsyncClient() as client:  # the same; retries wait with asyncio
+        await client.get("https://api.example.com/items")
+
+The hooks are the network transports' ``httpx.HTTPTransport.handle_request`` and
+``httpx.AsyncHTTPTransport.handle_async_request``, below the Client API, so ``httpx.get``
+and clients created before instrumentation are covered, and each redirect hop is its own
+request. Transports that never touch the network (``MockTransport``, ``ASGITransport``,
+``WSGITransport``) are not instrumented. Everything it adds comes from the core's one
+outgoing-HTTP wrapper (``otel_resilience._http_client``).
+
+Only a request whose body can be sent again is retried: no body, bytes, text, form data or
+JSON. A streamed body (an iterator, async iterator or file passed as ``content=``) and a
+multipart upload (``files=``) are sent once. A response that is retried past is closed, so
+its connection goes back to the pool.
+
+A request the endpoint's breaker rejects raises :class:`HTTPXCircuitOpenError`, which is
+also an ``httpx.ConnectError`` (and so an ``httpx.TransportError``, ``httpx.RequestError``
+and ``httpx.HTTPError``): nothing was connected to, and existing ``except`` clauses catch it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Collection
+from typing import Any
+
+import httpx
+import wrapt
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
+from opentelemetry.instrumentation.utils import unwrap
+
+from otel_resilience import CircuitOpenError
+from otel_resilience._http_client import HttpRequest, OutgoingHttp
+from otel_resilience_instrumentation_httpx.package import _instruments
+
+__all__ = ["HTTPXCircuitOpenError", "HTTPXClientInstrumentor"]
+
+_logger = logging.getLogger(__name__)
+
+
+class HTTPXCircuitOpenError(CircuitOpenError, httpx.ConnectError):
+    """The endpoint's circuit breaker rejected the request; nothing was sent."""
+
+    # httpx's own __init__ does not run (see CircuitOpenError), so start from "no request"
+    # here: ``.request`` then behaves as on any httpx error. The client sets it on the way out.
+    _request: httpx.Request | None = None
+
+
+class _Httpx:
+    """What the core needs to know about httpx's responses and errors."""
+
+    name: str = "httpx"
+    # Not every httpx.TransportError: UnsupportedProtocol and LocalProtocolError are the
+    # caller's mistakes, not the endpoint's failures. TimeoutException covers connect, read,
+    # write and pool timeouts; NetworkError covers ConnectError, ReadError, WriteError.
+    transport_errors: tuple[type[BaseException], ...] = (
+        httpx.NetworkError,
+        httpx.TimeoutException,
+        httpx.RemoteProtocolError,
+        httpx.ProxyError,
+    )
+    rejection_error: type[CircuitOpenError] = HTTPXCircuitOpenError
+
+    def status_code(self, response: httpx.Response) -> int:
+        return int(response.status_code)
+
+    def header(self, response: httpx.Response, name: str) -> str | None:
+        value = response.headers.get(name)
+        return None if value is None else str(value)
+
+    def protocol_version(self, response: httpx.Response) -> str | None:
+        scheme, _, version = response.http_version.partition("/")  # "HTTP/1.1", "HTTP/2"
+        return version if scheme.upper() == "HTTP" and version else None
+
+    def discard(self, response: httpx.Response) -> Awaitable[None] | None:
+        """Close a response the retry goes past; an async one is closed by awaiting."""
+        if isinstance(response.stream, httpx.SyncByteStream):
+            response.close()
+            return None
+        return response.aclose()
+
+
+def _describe(request: httpx.Request) -> HttpRequest:
+    return HttpRequest(
+        method=request.method,
+        url=str(request.url),
+        headers=request.headers,
+        # A ByteStream holds the whole body (and a streamed body that has been read is
+        # replaced by one); any other stream may be consumed by the first attempt.
+        replayable=isinstance(request.stream, httpx.ByteStream),
+    )
+
+
+class HTTPXClientInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments every httpx request, sync and async; ``uninstrument()`` restores both."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        outgoing: OutgoingHttp[httpx.Response] = OutgoingHttp(
+            _Httpx(),
+            tracer_provider=kwargs.get("tracer_provider"),
+            meter_provider=kwargs.get("meter_provider"),
+            registry=kwargs.get("registry"),
+            retry=kwargs.get("retry"),
+            resilience=kwargs.get("resilience"),
+        )
+
+        def handle_request(
+            wrapped: Any, instance: httpx.HTTPTransport, args: tuple[Any, ...], kwargs: Any
+        ) -> httpx.Response:
+            try:
+                request = _describe(args[0] if args else kwargs["request"])
+            except Exception:  # fail-safe: an unexpected call shape goes out uninstrumented
+                _logger.warning("httpx call not instrumented", exc_info=True)
+                return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
+
+            def send() -> httpx.Response:
+                return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
+
+            return outgoing.send(request, send)
+
+        async def handle_async_request(
+            wrapped: Any, instance: httpx.AsyncHTTPTransport, args: tuple[Any, ...], kwargs: Any
+        ) -> httpx.Response:
+            try:
+                request = _describe(args[0] if args else kwargs["request"])
+            except Exception:  # fail-safe: an unexpected call shape goes out uninstrumented
+                _logger.warning("httpx call not instrumented", exc_info=True)
+                return await wrapped(*args, **kwargs)  # type: ignore[no-any-return]
+
+            async def send() -> httpx.Response:
+                return await wrapped(*args, **kwargs)  # type: ignore[no-any-return]
+
+            return await outgoing.send_async(request, send)
+
+        wrapt.wrap_function_wrapper(httpx.HTTPTransport, "handle_request", handle_request)
+        wrapt.wrap_function_wrapper(
+            httpx.AsyncHTTPTransport, "handle_async_request", handle_async_request
+        )
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        unwrap(httpx.HTTPTransport, "handle_request")
+        unwrap(httpx.AsyncHTTPTransport, "handle_async_request")

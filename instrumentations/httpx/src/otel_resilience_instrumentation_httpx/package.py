@@ -1,0 +1,1 @@
+_instruments = ("httpx >= 0.20, < 1",)
