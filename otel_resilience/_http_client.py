@@ -23,11 +23,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from opentelemetry import metrics, propagate, trace
-from opentelemetry.instrumentation.utils import (
-    is_http_instrumentation_enabled,
-    suppress_http_instrumentation,
-)
+from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY
+from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
@@ -101,6 +99,18 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
         return None
     seconds = moment.timestamp() - (time.time() if now is None else now)
     return max(0.0, seconds)
+
+
+def _sending_context(span: trace.Span) -> context.Context:
+    """The context the library sends in: our span current, lower HTTP layers suppressed.
+
+    Suppressing keeps urllib3's or httpcore's own instrumentation (if any) from adding a
+    second client span. Attached and detached directly rather than through two context
+    managers: it is on every request's path.
+    """
+    return context.set_value(
+        _SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, trace.set_span_in_context(span)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,15 +276,16 @@ class OutgoingHttp(Generic[ResponseT]):
     ) -> ResponseT:
         span, attributes, permit = self._begin(request, target, breaker)
         started = time.perf_counter()
-        with trace.use_span(span, end_on_exit=True, record_exception=False):
-            try:
-                with suppress_http_instrumentation():
-                    response = send()
-            except BaseException as error:
-                self._failed(span, attributes, permit, error, started)
-                raise
-            self._answered(span, attributes, permit, breaker, response, started)
-            return response
+        token = context.attach(_sending_context(span))
+        try:
+            response = send()
+        except BaseException as error:
+            context.detach(token)
+            self._failed(span, attributes, permit, error, started)
+            raise
+        context.detach(token)
+        self._answered(span, attributes, permit, breaker, response, started)
+        return response
 
     async def _attempt_async(
         self,
@@ -285,15 +296,16 @@ class OutgoingHttp(Generic[ResponseT]):
     ) -> ResponseT:
         span, attributes, permit = self._begin(request, target, breaker)
         started = time.perf_counter()
-        with trace.use_span(span, end_on_exit=True, record_exception=False):
-            try:
-                with suppress_http_instrumentation():
-                    response = await send()
-            except BaseException as error:
-                self._failed(span, attributes, permit, error, started)
-                raise
-            self._answered(span, attributes, permit, breaker, response, started)
-            return response
+        token = context.attach(_sending_context(span))
+        try:
+            response = await send()
+        except BaseException as error:
+            context.detach(token)
+            self._failed(span, attributes, permit, error, started)
+            raise
+        context.detach(token)
+        self._answered(span, attributes, permit, breaker, response, started)
+        return response
 
     def _begin(
         self, request: HttpRequest, target: _Target, breaker: CircuitBreaker | None
@@ -340,6 +352,7 @@ class OutgoingHttp(Generic[ResponseT]):
         self._duration.record(
             time.perf_counter() - started, {**attributes, "error.type": error_type}
         )
+        span.end()
 
     def _answered(
         self,
@@ -368,3 +381,4 @@ class OutgoingHttp(Generic[ResponseT]):
             span.set_status(Status(StatusCode.ERROR))
         span.set_attributes(answered)
         self._duration.record(time.perf_counter() - started, {**attributes, **answered})
+        span.end()
