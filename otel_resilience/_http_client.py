@@ -157,11 +157,21 @@ class _Target:
 
     @classmethod
     def parse(cls, url: str) -> _Target:
+        """The endpoint of ``url``; programs call the same URLs again and again, so cached."""
+        return _parse_target(url)
+
+    @classmethod
+    def _parse(cls, url: str) -> _Target:
         parts = urlsplit(url)
         scheme = parts.scheme.lower() or "http"
         host = (parts.hostname or "").lower()
         port = parts.port if parts.port is not None else _DEFAULT_PORTS.get(scheme, 0)
         return cls(endpoint_key(scheme, host, port), scheme, host, port, redact_url(url))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_target(url: str) -> _Target:
+    return _Target._parse(url)
 
 
 class OutgoingHttp(Generic[ResponseT]):
