@@ -4,8 +4,10 @@
 setup:
 	scripts/bootstrap
 
+# A quick breaker so that the demo's short outage shows opening, probing and closing.
 demo: setup
-	.venv/bin/opentelemetry-instrument .venv/bin/python examples/demo.py
+	OTEL_RESILIENCE_BREAKER_CONSECUTIVE_FAILURES=3 OTEL_RESILIENCE_BREAKER_RECOVERY_TIMEOUT=0.5 \
+		.venv/bin/opentelemetry-instrument .venv/bin/python examples/demo.py
 
 lint: setup
 	.venv/bin/ruff check .

@@ -1,18 +1,18 @@
-"""The first thing to run: a flaky upstream service, a client calling it, and what we see.
+"""The first thing to run: a flaky upstream service, plain clients calling it, what we see.
 
-Run it with ``make demo`` (which runs it under ``opentelemetry-instrument``), or by hand::
+Run it with ``make demo``, which runs it under ``opentelemetry-instrument`` with a quick
+breaker (``OTEL_RESILIENCE_BREAKER_CONSECUTIVE_FAILURES=3``,
+``OTEL_RESILIENCE_BREAKER_RECOVERY_TIMEOUT=0.5``), or by hand::
 
     opentelemetry-instrument python examples/demo.py --calls 60
 
 It starts a small HTTP service on 127.0.0.1 that answers 503 to some requests, is slow on
-others and goes down completely for a while, calls it in a loop through a circuit breaker
-and retries, and then prints what the distribution recorded, read back from the Prometheus
-endpoint it serves by default. It needs no collector; set ``OTEL_EXPORTER_OTLP_ENDPOINT`` to
-send traces, metrics and logs to one instead.
-
-Until the HTTP instrumentation lands, the client wraps its calls in the breaker and the
-retry policy itself and records its own span and ``http.client.request.duration``, the way
-the instrumentation will do it for an unchanged program.
+others and goes down completely for a while, and calls it in a loop with plain ``requests``
+and ``httpx``, written the way any program would: no breaker, retry or telemetry code. The
+distribution adds all of it; the demo then shows the endpoint's breaker opening, probing and
+closing, and prints what was recorded, read back from the Prometheus endpoint served by
+default. It needs no collector; set ``OTEL_EXPORTER_OTLP_ENDPOINT`` to send traces, metrics
+and logs to one instead.
 """
 
 from __future__ import annotations
@@ -22,26 +22,20 @@ import random
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from opentelemetry import metrics, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+import httpx
+import requests
 
-from otel_resilience import (
-    CircuitBreaker,
-    CircuitOpenError,
-    Retry,
-    StateTransition,
-    installed_telemetry,
-)
+from otel_resilience import StateTransition, default_registry, installed_telemetry
 
 
 class FlakyService(BaseHTTPRequestHandler):
     """Answers 503 to about a fifth of the requests (all while down), up to 80 ms each."""
 
+    protocol_version = "HTTP/1.1"
     failure_ratio = 0.2
     down = threading.Event()
     randomness = random.Random(7)
@@ -63,39 +57,33 @@ class FlakyService(BaseHTTPRequestHandler):
         """Keep the demo's output about the client."""
 
 
-def get(url: str) -> int:
-    """One GET with the telemetry an instrumented HTTP client produces."""
-    tracer = trace.get_tracer("otel_resilience.examples.demo")
-    duration = metrics.get_meter("otel_resilience.examples.demo").create_histogram(
-        "http.client.request.duration", unit="s", description="Duration of HTTP client requests."
-    )
-    attributes = {"http.request.method": "GET", "server.address": "127.0.0.1"}
-    started = time.perf_counter()
-    with tracer.start_as_current_span("GET", kind=SpanKind.CLIENT, attributes=attributes) as span:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                status = int(response.status)
-        except urllib.error.HTTPError as error:
-            status = error.code
-        span.set_attribute("http.response.status_code", status)
-        if status >= 500:
-            span.set_status(Status(StatusCode.ERROR))
-            attributes = {**attributes, "error.type": str(status)}
-    duration.record(
-        time.perf_counter() - started, {**attributes, "http.response.status_code": status}
-    )
-    return status
+class QuietServer(ThreadingHTTPServer):
+    """The flaky service's server: a client hanging up mid-answer is not worth a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class PrintTransitions:
     """A breaker listener: show each state change as it happens."""
 
     def on_transition(self, event: StateTransition) -> None:
-        print(f"  breaker {event.from_state} -> {event.to_state} ({event.reason})")
+        print(f"  breaker {event.breaker}: {event.from_state} -> {event.to_state} ({event.reason})")
 
 
-def is_server_error(status: int) -> bool:
-    return status >= 500
+def call(url: str, number: int, client: httpx.Client) -> str:
+    """One GET, alternating between requests and httpx, as a program would write it."""
+    try:
+        if number % 2:
+            return f"httpx {client.get(url).status_code}"
+        return f"requests {requests.get(url, timeout=5).status_code}"
+    except (requests.exceptions.ConnectionError, httpx.TransportError) as error:
+        # The breaker's rejection is also the library's own connection error, so this
+        # ordinary except clause catches it; nothing was sent.
+        return f"{type(error).__name__}"
 
 
 def read_back(prometheus_url: str) -> list[str]:
@@ -116,56 +104,39 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=60, help="how many calls to make")
     arguments = parser.parse_args()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyService)
+    telemetry = installed_telemetry()
+    if telemetry is None:
+        print("otel-resilience is not active: run this under `opentelemetry-instrument`.")
+        return 1
+
+    server = QuietServer(("127.0.0.1", 0), FlakyService)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     url = f"{endpoint}/inventory"
-    print(
-        f"flaky upstream service on {url}; it goes down for calls {arguments.calls // 3} "
-        f"to {2 * arguments.calls // 3}"
-    )
+    down_from, down_until = arguments.calls // 4, arguments.calls // 2
+    print(f"flaky upstream service on {url}; down for calls {down_from} to {down_until}")
+    default_registry().get(endpoint).add_listener(PrintTransitions())
 
-    breaker = CircuitBreaker(
-        endpoint,
-        consecutive_failures=3,
-        failure_result=is_server_error,
-        recovery_timeout=0.5,
-        half_open_max_calls=1,
-        listeners=(PrintTransitions(),),
-    )
-    retry = Retry(
-        endpoint,
-        max_attempts=2,
-        initial_backoff=0.02,
-        max_backoff=0.05,
-        retry_on_result=is_server_error,
-        breaker=breaker,
-    )
     outcomes: Counter[str] = Counter()
-    for number in range(arguments.calls):
-        if number == arguments.calls // 3:
-            FlakyService.down.set()
-        elif number == 2 * arguments.calls // 3:
-            FlakyService.down.clear()
-        try:
-            outcomes[str(retry.call(breaker.call, get, url))] += 1
-        except CircuitOpenError:
-            outcomes["rejected by the breaker"] += 1
-        time.sleep(0.05)
+    with httpx.Client(timeout=5) as client:
+        for number in range(arguments.calls):
+            if number == down_from:
+                FlakyService.down.set()
+            elif number == down_until:
+                FlakyService.down.clear()
+            outcomes[call(url, number, client)] += 1
+            time.sleep(0.08)
     server.shutdown()
     print(
-        f"{arguments.calls} calls: " + ", ".join(f"{n} x {s}" for s, n in sorted(outcomes.items()))
+        f"{arguments.calls} calls: " + ", ".join(f"{n} x {o}" for o, n in sorted(outcomes.items()))
     )
+    breaker = default_registry().get(endpoint)
     stats = breaker.stats
     print(
         f"breaker {breaker.name}: {breaker.state}; {stats.successes} successes, "
         f"{stats.failures} failures, {stats.rejections} rejected"
     )
 
-    telemetry = installed_telemetry()
-    if telemetry is None:
-        print("otel-resilience is not active: run this under `opentelemetry-instrument`.")
-        return 1
     print(f"exporters: {telemetry.exporters}")
     if telemetry.prometheus_url is None:
         print("no Prometheus endpoint in this process (see the warning above, if any)")

@@ -169,6 +169,22 @@ class _Target:
         return cls(endpoint_key(scheme, host, port), scheme, host, port, redact_url(url))
 
 
+@functools.lru_cache(maxsize=8)
+def _duration_histogram(meter_provider: metrics.MeterProvider | None) -> metrics.Histogram:
+    """One ``http.client.request.duration`` for every HTTP adapter (per meter provider).
+
+    One instrument rather than one per library: the SDK takes two same-named instruments
+    matched by one view for conflicting streams and warns about it on stderr.
+    """
+    meter = metrics.get_meter("otel_resilience.instrumentation.http", __version__, meter_provider)
+    return meter.create_histogram(
+        "http.client.request.duration",
+        unit="s",
+        description="Duration of HTTP client requests.",
+        explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+    )
+
+
 @functools.lru_cache(maxsize=1024)
 def _parse_target(url: str) -> _Target:
     return _Target._parse(url)
@@ -190,12 +206,7 @@ class OutgoingHttp(Generic[ResponseT]):
         self.library = library
         scope = f"otel_resilience.instrumentation.{library.name}"
         self._tracer = trace.get_tracer(scope, __version__, tracer_provider)
-        self._duration = metrics.get_meter(scope, __version__, meter_provider).create_histogram(
-            "http.client.request.duration",
-            unit="s",
-            description="Duration of HTTP client requests.",
-            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
-        )
+        self._duration = _duration_histogram(meter_provider)
         self._registry = registry
         self._retry_settings = retry if retry is not None else current_settings().retry
         # OTEL_RESILIENCE_DISABLED turns breakers and retries off; spans and metrics stay.

@@ -170,13 +170,17 @@ def test_demo_runs_and_shows_its_metrics() -> None:
     with running_instrumented(
         REPOSITORY / "examples" / "demo.py",
         args=["--calls", "12"],
-        env={"OTEL_EXPORTER_PROMETHEUS_PORT": "0"},
+        env={
+            "OTEL_EXPORTER_PROMETHEUS_PORT": "0",
+            "OTEL_RESILIENCE_BREAKER_CONSECUTIVE_FAILURES": "3",
+            "OTEL_RESILIENCE_BREAKER_RECOVERY_TIMEOUT": "0.5",
+        },
     ) as demo:
         demo.wait_for_output("point Prometheus at that endpoint", timeout=60)
     assert demo.result is not None
     assert demo.result.returncode == 0, demo.result.stderr
     assert "12 calls:" in demo.result.stdout
-    assert "breaker closed -> open" in demo.result.stdout  # the outage trips it
+    assert ": closed -> open" in demo.result.stdout  # the outage trips the endpoint's breaker
     assert "http_client_request_duration_seconds_count" in demo.result.stdout
     assert 'resilience_call_outcome="rejected"' in demo.result.stdout
 
