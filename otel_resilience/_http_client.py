@@ -220,9 +220,12 @@ class OutgoingHttp(Generic[ResponseT]):
 
     # --- per endpoint -----------------------------------------------------------------------
 
-    def _breaker(self, key: str) -> CircuitBreaker:
+    def _breaker(self, key: str) -> CircuitBreaker | None:
+        """The endpoint's breaker; ``None`` when resilience is off for it or for us."""
+        if not self._resilience:
+            return None
         registry = self._registry if self._registry is not None else default_registry()
-        return registry.get(key)
+        return None if registry.is_excluded(key) else registry.get(key)
 
     def _retry(
         self, target: _Target, request: HttpRequest, breaker: CircuitBreaker
@@ -271,7 +274,7 @@ class OutgoingHttp(Generic[ResponseT]):
         if not is_http_instrumentation_enabled():
             return send()
         target = _Target.parse(request.url)
-        breaker = self._breaker(target.key) if self._resilience else None
+        breaker = self._breaker(target.key)
         attempt = functools.partial(self._attempt, request, target, breaker, send)
         retry = None if breaker is None else self._retry(target, request, breaker)
         return attempt() if retry is None else retry.call(attempt)
@@ -283,7 +286,7 @@ class OutgoingHttp(Generic[ResponseT]):
         if not is_http_instrumentation_enabled():
             return await send()
         target = _Target.parse(request.url)
-        breaker = self._breaker(target.key) if self._resilience else None
+        breaker = self._breaker(target.key)
         attempt = functools.partial(self._attempt_async, request, target, breaker, send)
         retry = None if breaker is None else self._retry(target, request, breaker)
         return await (attempt() if retry is None else retry.call_async(attempt))

@@ -4,14 +4,19 @@ Instrumentations key breakers by endpoint (``http://api.example.com:443``). Host
 data a program does not control (redirects, user-supplied URLs), so the registry keeps at
 most ``max_breakers`` and lets the least recently used go first; an evicted endpoint simply
 gets a fresh breaker if it is called again.
+
+Per-endpoint overrides and exclusions are patterns (``fnmatch``: ``*.internal``) matched
+against the whole key and against its host, so ``api.example.com`` covers every scheme and
+port of that host and ``https://api.example.com:443`` just that one.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from otel_resilience._breaker import CircuitBreaker
 from otel_resilience._policy import BreakerPolicy
@@ -20,8 +25,17 @@ from otel_resilience.config import current_settings
 __all__ = ["CircuitBreakerRegistry", "default_registry"]
 
 
+def _host_of(key: str) -> str:
+    """``api.example.com`` from ``https://api.example.com:443`` (brackets kept for IPv6)."""
+    return key.partition("://")[2].rpartition(":")[0] or key
+
+
+def _matches(pattern: str, key: str) -> bool:
+    return fnmatch.fnmatchcase(key, pattern) or fnmatch.fnmatchcase(_host_of(key), pattern)
+
+
 class CircuitBreakerRegistry:
-    """Returns the breaker for a key, creating it from ``policy`` (or a per-key override)."""
+    """Returns the breaker for a key, creating it from ``policy`` or a matching override."""
 
     def __init__(
         self,
@@ -29,6 +43,7 @@ class CircuitBreakerRegistry:
         *,
         max_breakers: int = 1000,
         overrides: Mapping[str, BreakerPolicy] | None = None,
+        excluded: Iterable[str] = (),
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if max_breakers < 1:
@@ -36,9 +51,36 @@ class CircuitBreakerRegistry:
         self.policy = policy if policy is not None else BreakerPolicy()
         self.max_breakers = max_breakers
         self._overrides = dict(overrides or {})
+        self._excluded = list(excluded)
         self._clock = clock
         self._breakers: OrderedDict[str, CircuitBreaker] = OrderedDict()
         self._lock = threading.Lock()
+
+    def override(self, pattern: str, policy: BreakerPolicy) -> None:
+        """Endpoints matching ``pattern`` get ``policy`` from now on (existing ones too)."""
+        with self._lock:
+            self._overrides[pattern] = policy
+            for key in [key for key in self._breakers if _matches(pattern, key)]:
+                del self._breakers[key]
+
+    def exclude(self, pattern: str) -> None:
+        """Endpoints matching ``pattern`` get no breaker (nor retries); telemetry stays."""
+        with self._lock:
+            self._excluded.append(pattern)
+
+    def is_excluded(self, key: str) -> bool:
+        """Whether ``key`` matches an exclusion pattern."""
+        return any(_matches(pattern, key) for pattern in self._excluded)
+
+    def policy_for(self, key: str) -> BreakerPolicy:
+        """The override whose pattern matches ``key`` (an exact key first), or the policy."""
+        exact = self._overrides.get(key)
+        if exact is not None:
+            return exact
+        for pattern, policy in self._overrides.items():
+            if _matches(pattern, key):
+                return policy
+        return self.policy
 
     def get(self, key: str) -> CircuitBreaker:
         """The breaker for ``key``; created on first use, marked as recently used."""
@@ -47,7 +89,7 @@ class CircuitBreakerRegistry:
             if breaker is not None:
                 self._breakers.move_to_end(key)
                 return breaker
-            breaker = CircuitBreaker(key, self._overrides.get(key, self.policy), clock=self._clock)
+            breaker = CircuitBreaker(key, self.policy_for(key), clock=self._clock)
             self._breakers[key] = breaker
             if len(self._breakers) > self.max_breakers:
                 self._breakers.popitem(last=False)
@@ -81,7 +123,10 @@ def default_registry() -> CircuitBreakerRegistry:
             if _default_registry is None:
                 settings = current_settings()
                 _default_registry = CircuitBreakerRegistry(
-                    settings.breaker_policy, max_breakers=settings.max_breakers
+                    settings.breaker_policy,
+                    max_breakers=settings.max_breakers,
+                    overrides=settings.breaker_overrides,
+                    excluded=settings.breaker_excluded,
                 )
             registry = _default_registry
     return registry

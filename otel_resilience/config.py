@@ -16,6 +16,8 @@ Two families are read:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import os
@@ -86,6 +88,8 @@ def _render_default(value: object) -> str:
         return ",".join(sorted(str(item) for item in value)) or "(none)"
     if value is None:
         return "none"
+    if isinstance(value, dict):
+        return json.dumps(value)
     return str(value)
 
 
@@ -310,6 +314,55 @@ BREAKER_MAX_BREAKERS = Variable(
     meaning="Breakers kept per process (one per endpoint); the least recently used go first.",
     invalid_example="many",
 )
+
+
+def _parse_patterns(raw: str) -> tuple[str, ...]:
+    patterns = tuple(pattern.strip() for pattern in raw.split(",") if pattern.strip())
+    if not patterns or any(any(c.isspace() for c in pattern) for pattern in patterns):
+        raise ValueError(raw)
+    return patterns
+
+
+def _parse_overrides(raw: str) -> Mapping[str, Mapping[str, Any]]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(raw) from error
+    if not isinstance(value, dict) or not all(
+        isinstance(pattern, str) and isinstance(fields, dict) for pattern, fields in value.items()
+    ):
+        raise ValueError(raw)
+    return value
+
+
+BREAKER_EXCLUDED: Variable[tuple[str, ...]] = Variable(
+    name=_BREAKER + "EXCLUDED",
+    default=(),
+    parse=_parse_patterns,
+    type_name="comma list of patterns",
+    expected="host or endpoint patterns separated by commas, such as localhost,*.internal",
+    meaning=(
+        "Endpoints that get no breaker and no retries (telemetry stays): patterns matched "
+        "against the host (`*.internal`) or the whole breaker name (`https://api.example.com:443`)."
+    ),
+    invalid_example="local host",
+)
+BREAKER_OVERRIDES: Variable[Mapping[str, Mapping[str, Any]]] = Variable(
+    name=_BREAKER + "OVERRIDES",
+    default={},
+    parse=_parse_overrides,
+    type_name="JSON object",
+    expected=(
+        'a JSON object of pattern to settings, such as {"api.example.com": '
+        '{"consecutive_failures": 10}}'
+    ),
+    meaning=(
+        "Per-endpoint policies: each pattern (as for `_EXCLUDED`) maps to `BreakerPolicy` "
+        "fields (rates as fractions) that replace the defaults above for matching endpoints."
+    ),
+    invalid_example="api.example.com=10",
+)
+
 RETRY_MAX_ATTEMPTS = Variable(
     name="OTEL_RESILIENCE_RETRY_MAX_ATTEMPTS",
     default=2,
@@ -384,6 +437,8 @@ RESILIENCE_VARIABLES: tuple[Variable[Any], ...] = (
     BREAKER_RECOVERY_TIMEOUT,
     BREAKER_MAX_RECOVERY_TIMEOUT,
     BREAKER_MAX_BREAKERS,
+    BREAKER_EXCLUDED,
+    BREAKER_OVERRIDES,
     RETRY_MAX_ATTEMPTS,
     RETRY_INITIAL_BACKOFF,
     RETRY_MAX_BACKOFF,
@@ -586,6 +641,25 @@ def _breaker_policy(environ: Mapping[str, str]) -> BreakerPolicy:
         return _BREAKER_DEFAULTS
 
 
+def _breaker_overrides(
+    environ: Mapping[str, str], policy: BreakerPolicy
+) -> dict[str, BreakerPolicy]:
+    """Per-endpoint policies; one entry that does not make a valid policy is left out."""
+    overrides: dict[str, BreakerPolicy] = {}
+    for pattern, fields in BREAKER_OVERRIDES.read(environ).items():
+        try:
+            overrides[pattern] = dataclasses.replace(policy, **fields)
+        except (TypeError, ValueError) as error:
+            _logger.warning(
+                "%s entry %r is invalid (%s): expected BreakerPolicy fields with valid values; "
+                "that entry is left out",
+                BREAKER_OVERRIDES.name,
+                pattern,
+                error,
+            )
+    return overrides
+
+
 def _retry_settings(environ: Mapping[str, str]) -> RetrySettings:
     settings = RetrySettings(
         max_retries=RETRY_MAX_ATTEMPTS.read(environ),
@@ -626,6 +700,8 @@ class Settings:
     max_breakers: int
     retry: RetrySettings
     resilience_disabled: frozenset[str]
+    breaker_overrides: Mapping[str, BreakerPolicy]
+    breaker_excluded: tuple[str, ...]
 
     def resilience_enabled(self, instrumentation: str) -> bool:
         """Whether ``instrumentation`` (e.g. ``"requests"``) gets breakers and retries."""
@@ -636,11 +712,14 @@ class Settings:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Parse ``environ`` (default: ``os.environ``); never raises for a bad value."""
         source = os.environ if environ is None else environ
+        policy = _breaker_policy(source)
         return cls(
             shutdown_timeout=SHUTDOWN_TIMEOUT.read(source),
             export=ExportSettings.from_environment(source),
             sdk_disabled=source.get("OTEL_SDK_DISABLED", "").strip().lower() == "true",
-            breaker_policy=_breaker_policy(source),
+            breaker_policy=policy,
+            breaker_overrides=_breaker_overrides(source, policy),
+            breaker_excluded=BREAKER_EXCLUDED.read(source),
             max_breakers=BREAKER_MAX_BREAKERS.read(source),
             retry=_retry_settings(source),
             resilience_disabled=DISABLED.read(source),

@@ -205,3 +205,25 @@ def test_contradicting_retry_backoffs_fall_back(caplog: pytest.LogCaptureFixture
     assert (settings.retry.initial_backoff, settings.retry.max_backoff) == (0.1, 10.0)
     (record,) = caplog.records
     assert "OTEL_RESILIENCE_RETRY_INITIAL_BACKOFF" in record.getMessage()
+
+
+def test_breaker_overrides_and_exclusions_from_the_environment(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings.from_environment(
+        {
+            "OTEL_RESILIENCE_BREAKER_CONSECUTIVE_FAILURES": "7",
+            "OTEL_RESILIENCE_BREAKER_OVERRIDES": (
+                '{"*.internal": {"recovery_timeout": 2}, "bad.example": {"window_size": 0}}'
+            ),
+            "OTEL_RESILIENCE_BREAKER_EXCLUDED": "localhost, *.cache",
+        }
+    )
+    override = settings.breaker_overrides["*.internal"]
+    assert override.recovery_timeout == 2
+    assert override.consecutive_failures == 7  # the configured default, not the library's
+    assert "bad.example" not in settings.breaker_overrides
+    (record,) = caplog.records
+    assert "OTEL_RESILIENCE_BREAKER_OVERRIDES" in record.getMessage()
+    assert "'bad.example'" in record.getMessage()
+    assert settings.breaker_excluded == ("localhost", "*.cache")

@@ -32,3 +32,33 @@ def test_least_recently_used_breakers_go_first() -> None:
     assert "b" not in registry
     assert [b.name for b in registry.breakers()] == ["c", "a", "d"]
     assert registry.get("a") is first
+
+
+def test_override_patterns_match_hosts_and_whole_keys() -> None:
+    strict = BreakerPolicy(consecutive_failures=1)
+    lenient = BreakerPolicy(consecutive_failures=50)
+    registry = CircuitBreakerRegistry(
+        overrides={"*.internal": strict, "https://api.example.com:443": lenient}
+    )
+    assert registry.get("http://orders.internal:8080").policy is strict
+    assert registry.get("https://api.example.com:443").policy is lenient
+    assert registry.get("http://api.example.com:80").policy is registry.policy
+
+
+def test_overriding_by_code_replaces_existing_breakers() -> None:
+    registry = CircuitBreakerRegistry()
+    before = registry.get("http://inventory:8080")
+    strict = BreakerPolicy(consecutive_failures=1)
+    registry.override("inventory", strict)
+    after = registry.get("http://inventory:8080")
+    assert after is not before
+    assert after.policy is strict
+
+
+def test_exclusions() -> None:
+    registry = CircuitBreakerRegistry(excluded=["localhost", "*.internal"])
+    assert registry.is_excluded("http://localhost:8080")
+    assert registry.is_excluded("https://billing.internal:443")
+    assert not registry.is_excluded("https://api.example.com:443")
+    registry.exclude("https://api.example.com:443")
+    assert registry.is_excluded("https://api.example.com:443")

@@ -265,3 +265,13 @@ def test_resilience_can_be_turned_off_while_telemetry_stays(
     assert run.stdout.splitlines() == ["503", "503", "503"]  # no breaker, no retries
     assert len(http_server.received) == 3
     assert len(otlp_receiver.wait_for_spans(count=3)) == 3
+
+
+def test_excluded_endpoints_get_no_breaker_and_no_retries(http_server: ScriptedHttpServer) -> None:
+    for instrumented in instrument(BreakerPolicy(consecutive_failures=1), retries=2):
+        instrumented.registry.exclude("127.0.0.1")
+        for _ in range(3):
+            assert requests.get(http_server.url("/status/503"), timeout=5).status_code == 503
+        assert len(http_server.received) == 3  # never rejected, never retried
+        assert len(instrumented.finished()) == 3  # the spans stay
+        assert len(instrumented.registry) == 0
