@@ -275,3 +275,39 @@ def test_excluded_endpoints_get_no_breaker_and_no_retries(http_server: ScriptedH
         assert len(http_server.received) == 3  # never rejected, never retried
         assert len(instrumented.finished()) == 3  # the spans stay
         assert len(instrumented.registry) == 0
+
+
+def test_a_dropped_connection_and_a_timeout_count_against_the_endpoint(
+    http_server: ScriptedHttpServer,
+) -> None:
+    for instrumented in instrument(BreakerPolicy(consecutive_failures=5), retries=0):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(http_server.url("/drop"), timeout=5)
+        with pytest.raises(requests.exceptions.Timeout):
+            requests.get(http_server.url("/slow/500"), timeout=0.1)
+        breaker = instrumented.registry.get(f"http://127.0.0.1:{http_server.port}")
+        assert breaker.stats.failures == 2
+        error_types = [(s.attributes or {})["error.type"] for s in instrumented.finished()]
+        assert error_types == ["ConnectionError", "ReadTimeout"]
+
+
+def test_retries_are_bounded_by_the_budget(http_server: ScriptedHttpServer) -> None:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    RequestsInstrumentor().instrument(
+        tracer_provider=tracer_provider,
+        registry=CircuitBreakerRegistry(
+            BreakerPolicy(consecutive_failures=None, failure_rate_threshold=None)
+        ),
+        retry=RetrySettings(
+            max_retries=2, initial_backoff=0, max_backoff=0, jitter="none", budget_ratio=0
+        ),
+    )
+    try:
+        for _ in range(20):
+            requests.get(http_server.url("/status/503"), timeout=5)
+    finally:
+        RequestsInstrumentor().uninstrument()
+    # A ratio of 0 leaves the floor: one retry per second over the 10 s window.
+    assert len(http_server.received) == 20 + 10
