@@ -101,16 +101,17 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(0.0, seconds)
 
 
-def _sending_context(span: trace.Span) -> context.Context:
-    """The context the library sends in: our span current, lower HTTP layers suppressed.
+def _sending_context(span: trace.Span, headers: MutableMapping[str, str]) -> context.Context:
+    """Inject ``span``'s trace context into ``headers``; the context to send the request in.
 
-    Suppressing keeps urllib3's or httpcore's own instrumentation (if any) from adding a
-    second client span. Attached and detached directly rather than through two context
-    managers: it is on every request's path.
+    In that context our span is current and lower HTTP layers are suppressed, which keeps
+    urllib3's or httpcore's own instrumentation (if any) from adding a second client span.
+    It is attached and detached directly rather than through two context managers, and
+    built once for both uses: this is on every request's path.
     """
-    return context.set_value(
-        _SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, trace.set_span_in_context(span)
-    )
+    with_span = trace.set_span_in_context(span)
+    propagate.inject(headers, context=with_span)
+    return context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, with_span)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +301,7 @@ class OutgoingHttp(Generic[ResponseT]):
     ) -> ResponseT:
         span, attributes, permit = self._begin(request, target, breaker)
         started = time.perf_counter()
-        token = context.attach(_sending_context(span))
+        token = context.attach(_sending_context(span, request.headers))
         try:
             response = send()
         except BaseException as error:
@@ -320,7 +321,7 @@ class OutgoingHttp(Generic[ResponseT]):
     ) -> ResponseT:
         span, attributes, permit = self._begin(request, target, breaker)
         started = time.perf_counter()
-        token = context.attach(_sending_context(span))
+        token = context.attach(_sending_context(span, request.headers))
         try:
             response = await send()
         except BaseException as error:
@@ -334,7 +335,7 @@ class OutgoingHttp(Generic[ResponseT]):
     def _begin(
         self, request: HttpRequest, target: _Target, breaker: CircuitBreaker | None
     ) -> tuple[trace.Span, dict[str, Any], CallPermit | None]:
-        """Start the attempt's span, inject its context and take the breaker's permit."""
+        """Start the attempt's span and take the breaker's permit."""
         attributes: dict[str, Any] = {
             "http.request.method": request.method,
             "server.address": target.host,
@@ -348,7 +349,6 @@ class OutgoingHttp(Generic[ResponseT]):
         span = self._tracer.start_span(
             request.method, kind=SpanKind.CLIENT, attributes=span_attributes
         )
-        propagate.inject(request.headers, context=trace.set_span_in_context(span))
         try:
             permit = None if breaker is None else breaker.acquire()
         except CircuitOpenError as rejected:
