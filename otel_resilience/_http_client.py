@@ -15,6 +15,7 @@ suppressed (the OTLP exporters' own, for instance) pass straight through.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -44,6 +45,8 @@ __all__ = [
     "redact_url",
     "retry_after_seconds",
 ]
+
+_logger = logging.getLogger(__name__)
 
 ResponseT = TypeVar("ResponseT")
 ResponseT_contra = TypeVar("ResponseT_contra", contravariant=True)
@@ -270,14 +273,37 @@ class OutgoingHttp(Generic[ResponseT]):
 
     # --- sending ----------------------------------------------------------------------------
 
+    def _prepare(
+        self, request: HttpRequest
+    ) -> tuple[_Target, CircuitBreaker | None, Retry | None] | None:
+        """The request's endpoint, breaker and retry, or ``None`` to send it uninstrumented.
+
+        Fail-safe: a URL we cannot read (the library will reject it with its own error) or
+        a bug of ours must not change what the caller sees, so the request then goes out as
+        if we were not there, with one warning.
+        """
+        try:
+            target = _Target.parse(request.url)
+            breaker = self._breaker(target.key)
+            retry = None if breaker is None else self._retry(target, request, breaker)
+        except Exception as error:
+            _logger.warning(
+                "%s request not instrumented (%s); it is sent as it is",
+                self.library.name,
+                type(error).__name__,  # not the message: it may quote the URL's credentials
+            )
+            return None
+        return target, breaker, retry
+
     def send(self, request: HttpRequest, send: Callable[[], ResponseT]) -> ResponseT:
         """Send ``request`` through ``send`` with everything this distribution adds."""
         if not is_http_instrumentation_enabled():
             return send()
-        target = _Target.parse(request.url)
-        breaker = self._breaker(target.key)
+        prepared = self._prepare(request)
+        if prepared is None:
+            return send()
+        target, breaker, retry = prepared
         attempt = functools.partial(self._attempt, request, target, breaker, send)
-        retry = None if breaker is None else self._retry(target, request, breaker)
         return attempt() if retry is None else retry.call(attempt)
 
     async def send_async(
@@ -286,10 +312,11 @@ class OutgoingHttp(Generic[ResponseT]):
         """``send`` for async clients; retries wait with asyncio."""
         if not is_http_instrumentation_enabled():
             return await send()
-        target = _Target.parse(request.url)
-        breaker = self._breaker(target.key)
+        prepared = self._prepare(request)
+        if prepared is None:
+            return await send()
+        target, breaker, retry = prepared
         attempt = functools.partial(self._attempt_async, request, target, breaker, send)
-        retry = None if breaker is None else self._retry(target, request, breaker)
         return await (attempt() if retry is None else retry.call_async(attempt))
 
     def _attempt(

@@ -1,0 +1,87 @@
+"""The core's outgoing-HTTP helpers: breaker names, redaction, Retry-After, fail-safety."""
+
+from __future__ import annotations
+
+import logging
+from email.utils import formatdate
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_resilience import CircuitBreakerRegistry, CircuitOpenError
+from otel_resilience._http_client import (
+    HttpRequest,
+    OutgoingHttp,
+    endpoint_key,
+    redact_url,
+    retry_after_seconds,
+)
+from otel_resilience.config import RetrySettings
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host", "port", "key"),
+    [
+        ("https", "API.Example.com", None, "https://api.example.com:443"),
+        ("http", "api.example.com", None, "http://api.example.com:80"),
+        ("HTTP", "127.0.0.1", 8080, "http://127.0.0.1:8080"),
+        ("http", "::1", 8080, "http://[::1]:8080"),
+    ],
+)
+def test_endpoint_keys(scheme: str, host: str, port: int | None, key: str) -> None:
+    assert endpoint_key(scheme, host, port) == key
+
+
+def test_redaction_keeps_the_shape_and_drops_secrets() -> None:
+    assert (
+        redact_url("https://alice:s3cret@api.example.com/v1/items?token=abc&page=2&flag#top")
+        == "https://REDACTED:REDACTED@api.example.com/v1/items?token=REDACTED&page=REDACTED&flag#top"
+    )
+    assert redact_url("http://127.0.0.1:8080/health") == "http://127.0.0.1:8080/health"
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    assert retry_after_seconds("120") == 120.0
+    assert retry_after_seconds(formatdate(1_000_030, usegmt=True), now=1_000_000) == 30.0
+    assert retry_after_seconds(formatdate(999_000, usegmt=True), now=1_000_000) == 0.0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+
+
+class _Library:
+    name = "test"
+    transport_errors: tuple[type[BaseException], ...] = (ConnectionError,)
+    rejection_error: type[CircuitOpenError] = CircuitOpenError
+
+    def status_code(self, response: str) -> int:
+        return 200
+
+    def header(self, response: str, name: str) -> str | None:
+        return None
+
+    def protocol_version(self, response: str) -> str | None:
+        return None
+
+    def discard(self, response: str) -> None:
+        return None
+
+
+def test_a_url_we_cannot_read_goes_out_uninstrumented(caplog: pytest.LogCaptureFixture) -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    outgoing: OutgoingHttp[str] = OutgoingHttp(
+        _Library(),
+        tracer_provider=provider,
+        registry=CircuitBreakerRegistry(),
+        retry=RetrySettings(2, 0, 0, "none", 0.2),
+    )
+    url = "http://alice:s3cret@127.0.0.1:99999/"  # the port is out of range
+    with caplog.at_level(logging.WARNING):
+        assert outgoing.send(HttpRequest("GET", url, {}, True), lambda: "sent") == "sent"
+    assert spans.get_finished_spans() == ()
+    (record,) = caplog.records
+    assert "not instrumented" in record.getMessage()
+    assert "s3cret" not in record.getMessage()
