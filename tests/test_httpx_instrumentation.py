@@ -5,73 +5,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from http_test_server import ScriptedHttpServer
+from instrumentation_harness import Instrumented
+from instrumentation_harness import instrument as instrument_with
 from instrumented_run import run_instrumented
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from otel_resilience_instrumentation_httpx import HTTPXCircuitOpenError, HTTPXClientInstrumentor
 from otlp_receiver import OtlpReceiver, unused_tcp_port
 
-from otel_resilience import BreakerPolicy, CircuitBreakerRegistry, CircuitOpenError
-from otel_resilience.config import RetrySettings
-
-
-@dataclass
-class Instrumented:
-    spans: InMemorySpanExporter
-    metrics: InMemoryMetricReader
-    registry: CircuitBreakerRegistry
-
-    def finished(self) -> list[ReadableSpan]:
-        return list(self.spans.get_finished_spans())
-
-    def duration_points(self) -> list[Any]:
-        data = self.metrics.get_metrics_data()
-        assert data is not None
-        return [
-            point
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.name == "http.client.request.duration"
-            for point in metric.data.data_points
-        ]
+from otel_resilience import BreakerPolicy, CircuitOpenError
 
 
 def instrument(
     policy: BreakerPolicy | None = None, retries: int = 2, backoff: float = 0
 ) -> Iterator[Instrumented]:
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    reader = InMemoryMetricReader()
-    registry = CircuitBreakerRegistry(policy or BreakerPolicy(recovery_jitter=0))
-    HTTPXClientInstrumentor().instrument(
-        tracer_provider=tracer_provider,
-        meter_provider=MeterProvider(metric_readers=[reader]),
-        registry=registry,
-        retry=RetrySettings(
-            max_retries=retries,
-            initial_backoff=backoff,
-            max_backoff=backoff,
-            jitter="none",
-            budget_ratio=10,
-        ),
-    )
-    try:
-        yield Instrumented(spans, reader, registry)
-    finally:
-        HTTPXClientInstrumentor().uninstrument()
+    yield from instrument_with(HTTPXClientInstrumentor(), policy, retries, backoff)
 
 
 @pytest.fixture

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import requests
 from http_test_server import ScriptedHttpServer
+from instrumentation_harness import Instrumented
+from instrumentation_harness import instrument as instrument_with
 from instrumented_run import run_instrumented
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -27,46 +25,8 @@ from otel_resilience import BreakerPolicy, CircuitBreakerRegistry, CircuitOpenEr
 from otel_resilience.config import RetrySettings
 
 
-@dataclass
-class Instrumented:
-    spans: InMemorySpanExporter
-    metrics: InMemoryMetricReader
-    registry: CircuitBreakerRegistry
-
-    def finished(self) -> list[ReadableSpan]:
-        return list(self.spans.get_finished_spans())
-
-    def duration_points(self) -> list[Any]:
-        data = self.metrics.get_metrics_data()
-        assert data is not None
-        return [
-            point
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.name == "http.client.request.duration"
-            for point in metric.data.data_points
-        ]
-
-
 def instrument(policy: BreakerPolicy | None = None, retries: int = 2) -> Iterator[Instrumented]:
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    reader = InMemoryMetricReader()
-    registry = CircuitBreakerRegistry(policy or BreakerPolicy(recovery_jitter=0))
-    RequestsInstrumentor().instrument(
-        tracer_provider=tracer_provider,
-        meter_provider=MeterProvider(metric_readers=[reader]),
-        registry=registry,
-        retry=RetrySettings(
-            max_retries=retries, initial_backoff=0, max_backoff=0, jitter="none", budget_ratio=10
-        ),
-    )
-    try:
-        yield Instrumented(spans, reader, registry)
-    finally:
-        RequestsInstrumentor().uninstrument()
+    yield from instrument_with(RequestsInstrumentor(), policy, retries)
 
 
 @pytest.fixture

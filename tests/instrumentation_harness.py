@@ -1,0 +1,74 @@
+"""One harness for the HTTP instrumentation tests: real SDK providers with in-memory readers.
+
+The requests and httpx tests drive their instrumentors through the same helper, so that
+both are checked against the same expectations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_resilience import BreakerPolicy, CircuitBreakerRegistry
+from otel_resilience.config import RetrySettings
+
+
+@dataclass
+class Instrumented:
+    """What an instrumented test sees: finished spans, metric points, the breakers."""
+
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+    registry: CircuitBreakerRegistry
+
+    def finished(self) -> list[ReadableSpan]:
+        return list(self.spans.get_finished_spans())
+
+    def duration_points(self) -> list[Any]:
+        data = self.metrics.get_metrics_data()
+        assert data is not None
+        return [
+            point
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == "http.client.request.duration"
+            for point in metric.data.data_points
+        ]
+
+
+def instrument(
+    instrumentor: Any,
+    policy: BreakerPolicy | None = None,
+    retries: int = 2,
+    backoff: float = 0,
+) -> Iterator[Instrumented]:
+    """Instrument with fresh providers, a fresh registry and quick retries; then undo it."""
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    registry = CircuitBreakerRegistry(policy or BreakerPolicy(recovery_jitter=0))
+    instrumentor.instrument(
+        tracer_provider=tracer_provider,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        registry=registry,
+        retry=RetrySettings(
+            max_retries=retries,
+            initial_backoff=backoff,
+            max_backoff=backoff,
+            jitter="none",
+            budget_ratio=10,
+        ),
+    )
+    try:
+        yield Instrumented(spans, reader, registry)
+    finally:
+        instrumentor.uninstrument()
