@@ -393,3 +393,13 @@ def test_resilience_can_be_turned_off_while_telemetry_stays(
     assert run.stdout.splitlines() == ["503", "503", "503"]  # no breaker, no retries
     assert len(http_server.received) == 3
     assert len(otlp_receiver.wait_for_spans(count=3)) == 3
+
+
+def test_a_timeout_counts_against_the_endpoint(http_server: ScriptedHttpServer) -> None:
+    for instrumented in instrument(BreakerPolicy(consecutive_failures=5), retries=0):
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.get(http_server.url("/slow/500"), timeout=0.1)
+        breaker = instrumented.registry.get(f"http://127.0.0.1:{http_server.port}")
+        assert breaker.stats.failures == 1
+        (span,) = instrumented.finished()
+        assert (span.attributes or {})["error.type"] == "ReadTimeout"

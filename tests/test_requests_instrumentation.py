@@ -271,3 +271,24 @@ def test_retries_are_bounded_by_the_budget(http_server: ScriptedHttpServer) -> N
         RequestsInstrumentor().uninstrument()
     # A ratio of 0 leaves the floor: one retry per second over the 10 s window.
     assert len(http_server.received) == 20 + 10
+
+
+def test_per_endpoint_overrides_from_the_environment(
+    otlp_receiver: OtlpReceiver, http_server: ScriptedHttpServer
+) -> None:
+    run = run_instrumented(
+        APP,
+        args=[http_server.url("/status/503")],
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.grpc_endpoint,
+            "OTEL_RESILIENCE_RETRY_MAX_ATTEMPTS": "0",
+            "OTEL_RESILIENCE_BREAKER_CONSECUTIVE_FAILURES": "10",
+            "OTEL_RESILIENCE_BREAKER_OVERRIDES": '{"127.0.0.1": {"consecutive_failures": 1}}',
+        },
+    ).check()
+    assert run.stdout.splitlines() == [
+        "503",
+        "rejected: RequestsCircuitOpenError",
+        "rejected: RequestsCircuitOpenError",
+    ]
+    assert len(http_server.received) == 1
