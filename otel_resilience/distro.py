@@ -15,6 +15,7 @@ cover is left out; ours gives the same spans and metrics, and the breakers and r
 from __future__ import annotations
 
 import logging
+from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -28,16 +29,21 @@ _logger = logging.getLogger(__name__)
 _OUR_PREFIX = "otel_resilience_instrumentation_"
 
 
+@cache
+def _libraries_we_instrument() -> frozenset[str]:
+    """Entry-point names of our own instrumentors, looked up once per process."""
+    return frozenset(
+        entry.name
+        for entry in entry_points(group="opentelemetry_instrumentor")
+        if entry.value.startswith(_OUR_PREFIX)
+    )
+
+
 def _covered_by_us(entry_point: Any) -> bool:
     """Whether ``entry_point`` is another package's instrumentor for a library we cover."""
     value = str(getattr(entry_point, "value", ""))
-    if value.startswith(_OUR_PREFIX):
-        return False
     name = str(getattr(entry_point, "name", ""))
-    return any(
-        ours.value.startswith(_OUR_PREFIX)
-        for ours in entry_points(group="opentelemetry_instrumentor", name=name)
-    )
+    return not value.startswith(_OUR_PREFIX) and name in _libraries_we_instrument()
 
 
 class ResilienceDistro(BaseDistro):  # type: ignore[misc]
