@@ -448,7 +448,6 @@ def test_eight_threads_count_exactly() -> None:
     assert stats.successes == 8 * per_thread - stats.failures
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
 def test_a_forked_child_starts_fresh(clock: FakeClock) -> None:
     breaker = make(clock, consecutive_failures=1)
     failures(breaker, 1)

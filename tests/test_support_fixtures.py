@@ -30,10 +30,6 @@ from prometheus_server import (
     sample_value,
 )
 
-needs_prometheus = pytest.mark.skipif(
-    shutil.which("prometheus") is None, reason="prometheus binary not installed"
-)
-
 # Keep the distro quiet and offline whatever state it is in: these tests are about the
 # launcher plumbing, not about what the distro exports.
 QUIET_OTEL = {
@@ -74,8 +70,8 @@ def endpoint() -> Iterator[Endpoint]:
 
 @pytest.fixture(scope="module")
 def prometheus(endpoint: Endpoint) -> Iterator[PrometheusServer]:
-    if shutil.which("prometheus") is None:
-        pytest.skip("prometheus binary not installed")
+    # No skip when it is missing: `make test` installs it, and a missing component must fail.
+    assert shutil.which("prometheus"), "prometheus is not installed: run `make test`"
     with PrometheusServer([f"127.0.0.1:{endpoint.port}"]) as prom:
         yield prom
 
@@ -90,7 +86,6 @@ def test_free_tcp_port_is_bindable() -> None:
         sock.bind(("127.0.0.1", port))
 
 
-@needs_prometheus
 def test_wait_for_query_sees_gauge(prometheus: PrometheusServer, endpoint: Endpoint) -> None:
     result = prometheus.wait_for_query(GAUGE, timeout=30)
     assert [sample_value(s) for s in result] == [42.5]
@@ -98,7 +93,6 @@ def test_wait_for_query_sees_gauge(prometheus: PrometheusServer, endpoint: Endpo
     assert result[0]["metric"]["instance"] == f"127.0.0.1:{endpoint.port}"
 
 
-@needs_prometheus
 def test_wait_for_query_predicate_sees_update(
     prometheus: PrometheusServer, endpoint: Endpoint
 ) -> None:
@@ -111,7 +105,6 @@ def test_wait_for_query_predicate_sees_update(
     endpoint.gauge.set(42.5)
 
 
-@needs_prometheus
 def test_targets_health_reports_up(prometheus: PrometheusServer, endpoint: Endpoint) -> None:
     prometheus.wait_for_query("up{job='test'} == 1", timeout=30)
     (target,) = prometheus.targets_health()
@@ -119,7 +112,6 @@ def test_targets_health_reports_up(prometheus: PrometheusServer, endpoint: Endpo
     assert target["scrapeUrl"] == f"http://127.0.0.1:{endpoint.port}/metrics"
 
 
-@needs_prometheus
 def test_bad_query_raises_prometheus_message(prometheus: PrometheusServer) -> None:
     with pytest.raises(PrometheusQueryError, match="parse error") as info:
         prometheus.query("sum(rate(")
@@ -131,7 +123,6 @@ def test_bad_query_raises_prometheus_message(prometheus: PrometheusServer) -> No
         prometheus.wait_for_query("sum(rate(", timeout=60)
 
 
-@needs_prometheus
 def test_wait_for_query_timeout_explains(prometheus: PrometheusServer, endpoint: Endpoint) -> None:
     prometheus.wait_for_query(GAUGE, timeout=30)  # targets are scraped by now
     with pytest.raises(AssertionError) as info:
@@ -142,7 +133,6 @@ def test_wait_for_query_timeout_explains(prometheus: PrometheusServer, endpoint:
     assert f"http://127.0.0.1:{endpoint.port}/metrics: health=up" in message
 
 
-@needs_prometheus
 def test_start_failure_shows_prometheus_log(tmp_path: Path) -> None:
     rules = tmp_path / "broken.rules.yml"
     rules.write_text("groups:\n  - name: x\n    rules:\n      - record: a\n        expr: 'sum('\n")
@@ -283,7 +273,6 @@ METRICS_CHILD = textwrap.dedent(
 )
 
 
-@needs_prometheus
 def test_prometheus_scrapes_instrumented_child() -> None:
     with running_instrumented(METRICS_CHILD, env=QUIET_OTEL) as proc:
         port = int(proc.wait_for_output(r"^port (\d+)$", timeout=15).group(1))
