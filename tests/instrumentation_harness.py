@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from http_test_server import ScriptedHttpServer
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from otel_resilience import BreakerPolicy, CircuitBreakerRegistry
 from otel_resilience.config import RetrySettings
@@ -72,3 +74,35 @@ def instrument(
         yield Instrumented(spans, reader, registry)
     finally:
         instrumentor.uninstrument()
+
+
+def assert_one_traced_request(
+    instrumented: Instrumented, http_server: ScriptedHttpServer, scope: str
+) -> None:
+    """One GET /ok?token=secret&page=2: its span, its metric point, its traceparent."""
+    (span,) = instrumented.finished()
+    assert (span.name, span.kind) == ("GET", SpanKind.CLIENT)
+    assert span.instrumentation_scope is not None
+    assert span.instrumentation_scope.name == scope
+    attributes = dict(span.attributes or {})
+    assert attributes["http.request.method"] == "GET"
+    assert attributes["server.address"] == "127.0.0.1"
+    assert attributes["server.port"] == http_server.port
+    assert attributes["http.response.status_code"] == 200
+    assert attributes["network.protocol.version"] == "1.1"
+    assert attributes["url.full"] == http_server.url("/ok?token=REDACTED&page=REDACTED")
+    assert "http.request.resend_count" not in attributes
+    (received,) = http_server.received
+    context = span.get_span_context()
+    assert context is not None
+    version, trace_id, span_id, flags = received.headers["traceparent"].split("-")
+    assert (version, trace_id, span_id) == (
+        "00",
+        f"{context.trace_id:032x}",
+        f"{context.span_id:016x}",
+    )
+    assert int(flags, 16) & 1  # sampled
+    (point,) = instrumented.duration_points()
+    assert point.count == 1
+    assert dict(point.attributes)["http.response.status_code"] == 200
+    assert "url.full" not in dict(point.attributes)  # low cardinality only
