@@ -13,18 +13,28 @@ distribution adds all of it; the demo then shows the endpoint's breaker opening,
 closing, and prints what was recorded, read back from the Prometheus endpoint served by
 default. It needs no collector; set ``OTEL_EXPORTER_OTLP_ENDPOINT`` to send traces, metrics
 and logs to one instead.
+
+Each outcome is also written to a database with plain DB-API code: a SQLite file in a
+temporary directory by default, or PostgreSQL with ``--dsn "host=127.0.0.1 dbname=test
+user=postgres"`` (through psycopg 3). Those statements get client spans and
+``db.client.operation.duration`` too, and PostgreSQL its own breaker.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import sqlite3
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
-from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import httpx
 import requests
@@ -86,12 +96,41 @@ def call(url: str, number: int, client: httpx.Client) -> str:
         return f"{type(error).__name__}"
 
 
+@contextmanager
+def outcome_log(dsn: str | None) -> Iterator[tuple[Any, str]]:
+    """A DB-API connection to log outcomes in, and its placeholder style."""
+    if dsn is None:
+        with tempfile.TemporaryDirectory() as directory:
+            connection: Any = sqlite3.connect(Path(directory) / "outcomes.db")
+            try:
+                yield connection, "?"
+            finally:
+                connection.close()
+        return
+    import psycopg  # only when asked for: SQLite needs nothing installed
+
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        yield connection, "%s"
+
+
+def log_outcomes(dsn: str | None, outcomes: list[tuple[int, str]]) -> list[tuple[str, int]]:
+    """Write every call's outcome, then count them by outcome, as any program would."""
+    with outcome_log(dsn) as (connection, mark):
+        cursor = connection.cursor()
+        cursor.execute("CREATE TEMPORARY TABLE demo_calls (number INTEGER, outcome TEXT)")
+        cursor.executemany(f"INSERT INTO demo_calls VALUES ({mark}, {mark})", outcomes)
+        cursor.execute("SELECT outcome, COUNT(*) FROM demo_calls GROUP BY outcome ORDER BY outcome")
+        counted: list[tuple[str, int]] = cursor.fetchall()
+    return counted
+
+
 def read_back(prometheus_url: str) -> list[str]:
     """The demo's series as Prometheus scrapes them: durations, breaker calls, retries."""
     with urllib.request.urlopen(prometheus_url, timeout=5) as response:
         text = response.read().decode()
     wanted = (
         "http_client_request_duration_seconds_count",
+        "db_client_operation_duration_seconds_count",
         "resilience_circuit_breaker_calls_total",
         "resilience_circuit_breaker_state",
         "resilience_retry_attempts_total",
@@ -102,6 +141,9 @@ def read_back(prometheus_url: str) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=60, help="how many calls to make")
+    parser.add_argument(
+        "--dsn", help="log outcomes to this PostgreSQL database instead of a SQLite file"
+    )
     arguments = parser.parse_args()
 
     telemetry = installed_telemetry()
@@ -117,18 +159,21 @@ def main() -> int:
     print(f"flaky upstream service on {url}; down for calls {down_from} to {down_until}")
     default_registry().get(endpoint).add_listener(PrintTransitions())
 
-    outcomes: Counter[str] = Counter()
+    outcomes: list[tuple[int, str]] = []
     with httpx.Client(timeout=5) as client:
         for number in range(arguments.calls):
             if number == down_from:
                 FlakyService.down.set()
             elif number == down_until:
                 FlakyService.down.clear()
-            outcomes[call(url, number, client)] += 1
+            outcomes.append((number, call(url, number, client)))
             time.sleep(0.08)
     server.shutdown()
+    counted = log_outcomes(arguments.dsn, outcomes)
+    where = "PostgreSQL" if arguments.dsn else "a SQLite file"
     print(
-        f"{arguments.calls} calls: " + ", ".join(f"{n} x {o}" for o, n in sorted(outcomes.items()))
+        f"{arguments.calls} calls, counted in {where}: "
+        + ", ".join(f"{count} x {outcome}" for outcome, count in counted)
     )
     breaker = default_registry().get(endpoint)
     stats = breaker.stats

@@ -166,6 +166,13 @@ def _parse_budget_ratio(raw: str) -> float:
     return value
 
 
+def _parse_bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("true", "false"):
+        return value == "true"
+    raise ValueError(raw)
+
+
 def _parse_name_list(raw: str) -> frozenset[str]:
     names = frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
     if not names or not all(name == "*" or re.fullmatch(r"[a-z0-9_.-]+", name) for name in names):
@@ -409,15 +416,42 @@ RETRY_BUDGET_RATIO = Variable(
     invalid_example="lots",
 )
 
+DB_RETRY_READ_ONLY = Variable(
+    name="OTEL_RESILIENCE_DB_RETRY_READ_ONLY",
+    default=False,
+    parse=_parse_bool,
+    type_name="`true` or `false`",
+    expected="true or false",
+    meaning=(
+        "Also retry read-only SQL statements (`SELECT`, `SHOW`...) outside a transaction when "
+        "the server is unavailable. Connecting is always retried; writes and statements in a "
+        "transaction never are."
+    ),
+    invalid_example="yes",
+)
+REDIS_RETRY_READ_ONLY = Variable(
+    name="OTEL_RESILIENCE_REDIS_RETRY_READ_ONLY",
+    default=True,
+    parse=_parse_bool,
+    type_name="`true` or `false`",
+    expected="true or false",
+    meaning=(
+        "Retry read-only Redis commands (`GET`, `HGETALL`...) on a connection error or "
+        "timeout; redis-py reconnects for the retry. Writes are never retried."
+    ),
+    invalid_example="1",
+)
+
 DISABLED = Variable(
     name="OTEL_RESILIENCE_DISABLED",
-    default=frozenset[str](),
+    default=frozenset({"sqlite3"}),
     parse=_parse_name_list,
     type_name="comma list of instrumentation names, or `*`",
     expected="instrumentation names such as requests,httpx separated by commas, or *",
     meaning=(
         "Instrumentations whose breakers and retries are turned off (`*`: all); their spans "
-        "and metrics stay. To drop an instrumentation entirely, use the upstream "
+        "and metrics stay. SQLite has no network, so it is in the default list; a value "
+        "replaces the default. To drop an instrumentation entirely, use the upstream "
         "`OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`."
     ),
     invalid_example="requests;httpx",
@@ -444,6 +478,8 @@ RESILIENCE_VARIABLES: tuple[Variable[Any], ...] = (
     RETRY_MAX_BACKOFF,
     RETRY_JITTER,
     RETRY_BUDGET_RATIO,
+    DB_RETRY_READ_ONLY,
+    REDIS_RETRY_READ_ONLY,
 )
 """Every ``OTEL_RESILIENCE_*`` variable, in the order of the README table."""
 
@@ -702,6 +738,8 @@ class Settings:
     resilience_disabled: frozenset[str]
     breaker_overrides: Mapping[str, BreakerPolicy]
     breaker_excluded: tuple[str, ...]
+    db_retry_read_only: bool = False
+    redis_retry_read_only: bool = True
 
     def resilience_enabled(self, instrumentation: str) -> bool:
         """Whether ``instrumentation`` (e.g. ``"requests"``) gets breakers and retries."""
@@ -723,6 +761,8 @@ class Settings:
             max_breakers=BREAKER_MAX_BREAKERS.read(source),
             retry=_retry_settings(source),
             resilience_disabled=DISABLED.read(source),
+            db_retry_read_only=DB_RETRY_READ_ONLY.read(source),
+            redis_retry_read_only=REDIS_RETRY_READ_ONLY.read(source),
         )
 
 

@@ -9,6 +9,7 @@ import pytest
 from http_test_server import ScriptedHttpServer, scripted_http_server
 from otlp_receiver import OtlpReceiver, SilentTcpServer
 from prometheus_server import PrometheusServer
+from tcp_proxy import TcpProxy
 
 
 @pytest.fixture
@@ -54,3 +55,18 @@ def http_server() -> Iterator[ScriptedHttpServer]:
     """An HTTP server on 127.0.0.1 answering by path (see tests/http_test_server.py)."""
     with scripted_http_server() as server:
         yield server
+
+
+@pytest.fixture
+def tcp_proxy() -> Iterator[Callable[[str, int], TcpProxy]]:
+    """Start a fault-injecting TCP proxy to (host, port) on 127.0.0.1; closed afterwards."""
+    started: list[TcpProxy] = []
+
+    def start(host: str, port: int) -> TcpProxy:
+        proxy = TcpProxy(host, port).start()
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.close()

@@ -1,7 +1,8 @@
-"""One harness for the HTTP instrumentation tests: real SDK providers with in-memory readers.
+"""One harness for the instrumentation tests: real SDK providers with in-memory readers.
 
-The requests and httpx tests drive their instrumentors through the same helper, so that
-both are checked against the same expectations.
+The HTTP (requests, httpx) and database (sqlite3, psycopg, psycopg2, PyMySQL, redis) tests
+drive their instrumentors through the same helper, so that all are checked against the
+same expectations.
 """
 
 from __future__ import annotations
@@ -33,15 +34,17 @@ class Instrumented:
     def finished(self) -> list[ReadableSpan]:
         return list(self.spans.get_finished_spans())
 
-    def duration_points(self) -> list[Any]:
+    def duration_points(self, name: str = "http.client.request.duration") -> list[Any]:
+        """The points of the duration histogram ``name`` (the HTTP one by default)."""
         data = self.metrics.get_metrics_data()
-        assert data is not None
+        if data is None:  # nothing recorded at all
+            return []
         return [
             point
             for resource in data.resource_metrics
             for scope in resource.scope_metrics
             for metric in scope.metrics
-            if metric.name == "http.client.request.duration"
+            if metric.name == name
             for point in metric.data.data_points
         ]
 
@@ -51,8 +54,12 @@ def instrument(
     policy: BreakerPolicy | None = None,
     retries: int = 2,
     backoff: float = 0,
+    **options: Any,
 ) -> Iterator[Instrumented]:
-    """Instrument with fresh providers, a fresh registry and quick retries; then undo it."""
+    """Instrument with fresh providers, a fresh registry and quick retries; then undo it.
+
+    ``options`` go to ``instrument()`` as they are (``resilience=``, ``retry_read_only=``).
+    """
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
@@ -69,6 +76,7 @@ def instrument(
             jitter="none",
             budget_ratio=10,
         ),
+        **options,
     )
     try:
         yield Instrumented(spans, reader, registry)

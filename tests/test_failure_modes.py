@@ -179,9 +179,12 @@ def test_demo_runs_and_shows_its_metrics() -> None:
         demo.wait_for_output("point Prometheus at that endpoint", timeout=60)
     assert demo.result is not None
     assert demo.result.returncode == 0, demo.result.stderr
-    assert "12 calls:" in demo.result.stdout
+    assert "12 calls, counted in a SQLite file:" in demo.result.stdout
     assert ": closed -> open" in demo.result.stdout  # the outage trips the endpoint's breaker
     assert "http_client_request_duration_seconds_count" in demo.result.stdout
+    assert 'db_client_operation_duration_seconds_count{db_collection_name="demo_calls"' in (
+        demo.result.stdout
+    )
     assert 'resilience_call_outcome="rejected"' in demo.result.stdout
 
 

@@ -1,0 +1,424 @@
+"""The one database-call wrapper that every database adapter delegates to.
+
+An adapter (sqlite3, psycopg, psycopg2, PyMySQL, redis) finds where its driver connects and
+where it sends statements or commands, and hands each call here with a callable and a
+description of its driver (:class:`DbLibrary`). Everything else lives here once: the
+endpoint's circuit breaker, retries (connection establishment by default; read-only
+statements outside a transaction only when configured), the CLIENT span of the stable
+database semantic conventions, the ``db.client.operation.duration`` histogram (failed
+operations included), and the mapping of a rejection onto the driver's own error type.
+
+The breaker only hears about errors that mean the server is unavailable (the driver's
+classification, :meth:`DbLibrary.unavailable`): a syntax error or a duplicate key proves
+the server up and counts as a success; an error raised before anything reached the server
+(a wrong argument type) counts as neither.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from opentelemetry import context, metrics, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
+from otel_resilience._registry import CircuitBreakerRegistry, default_registry
+from otel_resilience._retry import Retry, RetryBudget
+from otel_resilience._sql import Statement
+from otel_resilience._version import __version__
+from otel_resilience._views import SECONDS_BUCKETS
+from otel_resilience.config import RetrySettings, current_settings
+
+__all__ = ["DbEndpoint", "DbLibrary", "OutgoingDb", "database_key"]
+
+_logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Set while a database call is being instrumented: a driver method that calls another
+# instrumented one (PyMySQL's executemany calls execute) must not make a second span.
+_in_call: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "otel_resilience.db.in_call", default=False
+)
+
+
+def database_key(system: str, host: str | None, port: int | None, namespace: str | None) -> str:
+    """The breaker name of a database endpoint: ``system://host:port/namespace``.
+
+    Lower-cased host, the port always written, never a user or password. Without a host
+    (SQLite, a Unix socket) it is ``system:///namespace``, as SQLAlchemy writes it:
+    ``sqlite:///app.db`` for a relative path, ``sqlite:////var/app.db`` for an absolute
+    one, ``sqlite:///:memory:`` in memory.
+    """
+    if host is None:
+        return f"{system}:///{namespace or ''}"
+    host = host.lower()
+    if ":" in host and not host.startswith("["):  # IPv6 literal
+        host = f"[{host}]"
+    path = f"/{namespace}" if namespace not in (None, "") else ""
+    return f"{system}://{host}:{port}{path}"
+
+
+@dataclass(frozen=True, slots=True)
+class DbEndpoint:
+    """Where a connection goes: what names its breaker and fills the span's server fields."""
+
+    system: str
+    """``db.system.name``: ``postgresql``, ``mysql``, ``mariadb``, ``sqlite``, ``redis``."""
+    host: str | None
+    port: int | None
+    namespace: str | None
+    """``db.namespace``: the database name, the SQLite file, the Redis database index."""
+    key: str = field(init=False)
+    attributes: dict[str, Any] = field(init=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        scheme = "mysql" if self.system == "mariadb" else self.system
+        object.__setattr__(self, "key", database_key(scheme, self.host, self.port, self.namespace))
+        attributes: dict[str, Any] = {"db.system.name": self.system}
+        if self.namespace not in (None, ""):
+            attributes["db.namespace"] = self.namespace
+        if self.host is not None:
+            attributes["server.address"] = self.host
+            if self.port is not None:
+                attributes["server.port"] = self.port
+        object.__setattr__(self, "attributes", attributes)
+
+
+class DbLibrary(Protocol):
+    """What an adapter tells the core about its driver.
+
+    ``name`` is the instrumentation's name (``OTEL_RESILIENCE_DISABLED`` takes it).
+    ``rejection_error`` subclasses both :class:`CircuitOpenError` and the driver's own
+    "unavailable" error (``OperationalError``; redis's ``ConnectionError``).
+    """
+
+    name: str
+    rejection_error: type[CircuitOpenError]
+
+    def unavailable(self, error: Exception) -> bool | None:
+        """``True``: the server is unavailable (a failure for the breaker, retryable);
+        ``False``: the server answered, the error is the application's (a success);
+        ``None``: not the driver's error at all, nothing reached the server (neither)."""
+        ...
+
+
+@functools.lru_cache(maxsize=8)
+def _duration_histogram(meter_provider: metrics.MeterProvider | None) -> metrics.Histogram:
+    """One ``db.client.operation.duration`` for every database adapter (per meter provider)."""
+    meter = metrics.get_meter("otel_resilience.instrumentation.db", __version__, meter_provider)
+    return meter.create_histogram(
+        "db.client.operation.duration",
+        unit="s",
+        description="Duration of database client operations.",
+        explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+    )
+
+
+class OutgoingDb:
+    """Breaker, retries, span and metrics around one driver's connections and operations."""
+
+    def __init__(
+        self,
+        library: DbLibrary,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        registry: CircuitBreakerRegistry | None = None,
+        retry: RetrySettings | None = None,
+        resilience: bool | None = None,
+        retry_read_only: bool | None = None,
+    ) -> None:
+        self.library = library
+        scope = f"otel_resilience.instrumentation.{library.name}"
+        self._tracer = trace.get_tracer(scope, __version__, tracer_provider)
+        self._duration = _duration_histogram(meter_provider)
+        self._registry = registry
+        settings = current_settings()
+        self._retry_settings = retry if retry is not None else settings.retry
+        # OTEL_RESILIENCE_DISABLED turns breakers and retries off; spans and metrics stay.
+        self._resilience = (
+            resilience if resilience is not None else settings.resilience_enabled(library.name)
+        )
+        self.retry_read_only = (
+            retry_read_only if retry_read_only is not None else settings.db_retry_read_only
+        )
+        self._retries: dict[tuple[str, str], Retry] = {}
+        self._retries_lock = threading.Lock()
+        self._names: dict[tuple[DbEndpoint, Statement], tuple[str, dict[str, Any]]] = {}
+
+    # --- per endpoint -----------------------------------------------------------------------
+
+    def _breaker(self, key: str) -> CircuitBreaker | None:
+        if not self._resilience:
+            return None
+        registry = self._registry if self._registry is not None else default_registry()
+        return None if registry.is_excluded(key) else registry.get(key)
+
+    def _retry(self, key: str, purpose: str, breaker: CircuitBreaker) -> Retry | None:
+        """The endpoint's retry policy for ``purpose`` (``connect`` or ``read``)."""
+        settings = self._retry_settings
+        if settings.max_retries == 0:
+            return None
+        retry = self._retries.get((key, purpose))
+        if retry is None or retry.breaker is not breaker:
+            library = self.library
+            retry = Retry(
+                key,
+                max_attempts=settings.max_retries + 1,
+                initial_backoff=settings.initial_backoff,
+                max_backoff=settings.max_backoff,
+                jitter=settings.jitter,
+                retry_on=(
+                    lambda error: (
+                        isinstance(error, Exception) and library.unavailable(error) is True
+                    ),
+                ),
+                budget=RetryBudget(settings.budget_ratio),
+                breaker=breaker,
+            )
+            with self._retries_lock:
+                limit = (self._registry or default_registry()).max_breakers * 2
+                if len(self._retries) >= limit:
+                    self._retries.pop(next(iter(self._retries)))
+                self._retries[key, purpose] = retry
+        return retry
+
+    def _span_name_and_attributes(
+        self, endpoint: DbEndpoint, statement: Statement
+    ) -> tuple[str, dict[str, Any]]:
+        """``{db.operation.name} {target}`` and the attributes shared by span and metric."""
+        cached = self._names.get((endpoint, statement))
+        if cached is not None:
+            return cached
+        attributes = dict(endpoint.attributes)
+        target = statement.collection or endpoint.namespace
+        if statement.operation:
+            attributes["db.operation.name"] = statement.operation
+        if statement.collection:
+            attributes["db.collection.name"] = statement.collection
+        if statement.operation:
+            name = f"{statement.operation} {target}" if target else statement.operation
+        else:
+            name = target or endpoint.system
+        if len(self._names) >= 1024:
+            self._names.clear()
+        self._names[endpoint, statement] = (name, attributes)
+        return name, attributes
+
+    # --- connecting ---------------------------------------------------------------------------
+
+    def connect(self, endpoint: DbEndpoint, connect: Callable[[], T]) -> T:
+        """Open a connection through the endpoint's breaker, retrying when it is unavailable."""
+        if context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            return connect()
+        breaker = self._breaker(endpoint.key)
+        if breaker is None:
+            return connect()
+        attempt = functools.partial(self._connect_attempt, breaker, connect)
+        retry = self._retry(endpoint.key, "connect", breaker)
+        return attempt() if retry is None else retry.call(attempt)
+
+    async def connect_async(self, endpoint: DbEndpoint, connect: Callable[[], Awaitable[T]]) -> T:
+        """:meth:`connect` for async drivers; retries wait with asyncio."""
+        if context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            return await connect()
+        breaker = self._breaker(endpoint.key)
+        if breaker is None:
+            return await connect()
+        retry = self._retry(endpoint.key, "connect", breaker)
+
+        async def attempt() -> T:
+            permit = self._permit(breaker)
+            try:
+                connection = await connect()
+            except Exception as error:
+                permit.record(self.library.unavailable(error), error)
+                raise
+            permit.record(False)
+            return connection
+
+        return await (attempt() if retry is None else retry.call_async(attempt))
+
+    def _permit(self, breaker: CircuitBreaker) -> CallPermit:
+        try:
+            return breaker.acquire()
+        except CircuitOpenError as rejected:
+            raise self.library.rejection_error(*rejected.args) from None
+
+    def _connect_attempt(self, breaker: CircuitBreaker, connect: Callable[[], T]) -> T:
+        permit = self._permit(breaker)
+        try:
+            connection = connect()
+        except Exception as error:
+            permit.record(self.library.unavailable(error), error)
+            raise
+        permit.record(False)
+        return connection
+
+    # --- operations ---------------------------------------------------------------------------
+
+    def _retry_for(
+        self,
+        endpoint: DbEndpoint,
+        statement: Statement,
+        breaker: CircuitBreaker | None,
+        in_transaction: Callable[[], bool] | None,
+    ) -> Retry | None:
+        if (
+            breaker is None
+            or not self.retry_read_only
+            or not statement.read_only
+            or in_transaction is None
+            or in_transaction()
+        ):
+            return None
+        return self._retry(endpoint.key, "read", breaker)
+
+    def execute(
+        self,
+        endpoint: DbEndpoint,
+        statement: Statement,
+        call: Callable[[], T],
+        *,
+        in_transaction: Callable[[], bool] | None = None,
+    ) -> T:
+        """Run one operation with everything this distribution adds.
+
+        ``in_transaction`` says whether the connection is inside a transaction now; without
+        it (or inside one) the operation is never retried.
+        """
+        if _in_call.get() or context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            return call()
+        try:
+            breaker = self._breaker(endpoint.key)
+            retry = self._retry_for(endpoint, statement, breaker, in_transaction)
+        except Exception as error:  # fail-safe: our bug must not change what the caller sees
+            _logger.warning(
+                "%s operation not instrumented (%s)", self.library.name, type(error).__name__
+            )
+            return call()
+        attempt = functools.partial(self._attempt, endpoint, statement, breaker, call)
+        return attempt() if retry is None else retry.call(attempt)
+
+    async def execute_async(
+        self,
+        endpoint: DbEndpoint,
+        statement: Statement,
+        call: Callable[[], Awaitable[T]],
+        *,
+        in_transaction: Callable[[], bool] | None = None,
+    ) -> T:
+        """:meth:`execute` for async drivers; retries wait with asyncio."""
+        if _in_call.get() or context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            return await call()
+        try:
+            breaker = self._breaker(endpoint.key)
+            retry = self._retry_for(endpoint, statement, breaker, in_transaction)
+        except Exception as error:
+            _logger.warning(
+                "%s operation not instrumented (%s)", self.library.name, type(error).__name__
+            )
+            return await call()
+        attempt = functools.partial(self._attempt_async, endpoint, statement, breaker, call)
+        return await (attempt() if retry is None else retry.call_async(attempt))
+
+    def _begin(
+        self, endpoint: DbEndpoint, statement: Statement, breaker: CircuitBreaker | None
+    ) -> tuple[trace.Span, dict[str, Any], CallPermit | None]:
+        name, attributes = self._span_name_and_attributes(endpoint, statement)
+        span = self._tracer.start_span(
+            name,
+            kind=SpanKind.CLIENT,
+            attributes={**attributes, "db.query.text": statement.text},
+        )
+        if breaker is None:
+            return span, attributes, None
+        try:
+            permit = breaker.acquire()
+        except CircuitOpenError as rejected:
+            error = self.library.rejection_error(*rejected.args)
+            span.set_attribute("error.type", type(error).__qualname__)
+            span.set_status(Status(StatusCode.ERROR, str(error)))
+            span.end()
+            raise error from None
+        return span, attributes, permit
+
+    def _attempt(
+        self,
+        endpoint: DbEndpoint,
+        statement: Statement,
+        breaker: CircuitBreaker | None,
+        call: Callable[[], T],
+    ) -> T:
+        span, attributes, permit = self._begin(endpoint, statement, breaker)
+        started = time.perf_counter()
+        token = _in_call.set(True)
+        try:
+            result = call()
+        except BaseException as error:
+            _in_call.reset(token)
+            self._failed(span, attributes, permit, error, started)
+            raise
+        _in_call.reset(token)
+        if permit is not None:
+            permit.record(False)
+        self._duration.record(time.perf_counter() - started, attributes)
+        span.end()
+        return result
+
+    async def _attempt_async(
+        self,
+        endpoint: DbEndpoint,
+        statement: Statement,
+        breaker: CircuitBreaker | None,
+        call: Callable[[], Awaitable[T]],
+    ) -> T:
+        span, attributes, permit = self._begin(endpoint, statement, breaker)
+        started = time.perf_counter()
+        token = _in_call.set(True)
+        try:
+            result = await call()
+        except BaseException as error:
+            _in_call.reset(token)
+            self._failed(span, attributes, permit, error, started)
+            raise
+        _in_call.reset(token)
+        if permit is not None:
+            permit.record(False)
+        self._duration.record(time.perf_counter() - started, attributes)
+        span.end()
+        return result
+
+    def _failed(
+        self,
+        span: trace.Span,
+        attributes: dict[str, Any],
+        permit: CallPermit | None,
+        error: BaseException,
+        started: float,
+    ) -> None:
+        if permit is not None:
+            verdict = self.library.unavailable(error) if isinstance(error, Exception) else None
+            permit.record(verdict, error)
+        error_type = _error_type(error)
+        span.set_attribute("error.type", error_type)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}"))
+        self._duration.record(
+            time.perf_counter() - started, {**attributes, "error.type": error_type}
+        )
+        span.end()
+
+
+def _error_type(error: BaseException) -> str:
+    """``error.type``: the SQLSTATE when the driver gives one, else the exception's class."""
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return sqlstate if isinstance(sqlstate, str) and sqlstate else type(error).__qualname__

@@ -1,0 +1,88 @@
+"""When a PostgreSQL error means "the server is unavailable", for psycopg and psycopg2 alike.
+
+Both drivers report the server's SQLSTATE when there is one; errors raised while
+connecting usually have none and carry libpq's message instead, where a ``FATAL:`` line
+means the server answered (a role or database that does not exist, a wrong password: the
+application's problem) unless it says the server cannot take the connection now.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from otel_resilience._db_client import DbEndpoint
+
+__all__ = [
+    "endpoint_from_parameters",
+    "endpoint_of_connection_info",
+    "sqlstate_unavailable",
+    "unavailable_postgresql",
+]
+
+# Classes 08 (connection exception), 53 (insufficient resources: too many connections,
+# out of memory or disk), 58 (system error); and operator intervention that ends or refuses
+# sessions, or cancels a statement on a timeout.
+_UNAVAILABLE_CLASSES = frozenset({"08", "53", "58"})
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05", "57014"})
+_SERVER_BUSY_MESSAGES = (
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "too many clients already",
+    "remaining connection slots are reserved",
+)
+
+
+def sqlstate_unavailable(sqlstate: str) -> bool:
+    """Whether the server's SQLSTATE means it cannot serve now (versus the client's error)."""
+    return sqlstate[:2] in _UNAVAILABLE_CLASSES or sqlstate in _UNAVAILABLE_STATES
+
+
+def unavailable_postgresql(sqlstate: str | None, message: str) -> bool:
+    """The verdict for a driver's ``OperationalError``-family error.
+
+    With a SQLSTATE it decides. Without one, the error comes from libpq: a ``FATAL:`` from
+    the server while connecting means it answered (``role "x" does not exist``, a failed
+    password) unless it says it is busy; anything else (refused, reset, closed, timed
+    out) means it could not be reached.
+    """
+    if sqlstate:
+        return sqlstate_unavailable(sqlstate)
+    if "FATAL:" in message:
+        lowered = message.lower()
+        return any(busy in lowered for busy in _SERVER_BUSY_MESSAGES)
+    return True
+
+
+def endpoint_from_parameters(parameters: Mapping[str, object]) -> DbEndpoint:
+    """The endpoint a connection with these libpq parameters goes to, before it exists.
+
+    libpq's defaults apply (``PGHOST``/``PGPORT``/``PGDATABASE``/``PGUSER``, port 5432, the
+    database named after the user). A Unix-socket directory has no host and port in the
+    conventions' sense, so its endpoint is ``postgresql:///<database>``. Only the first of
+    several comma-separated hosts is used: it names the breaker.
+    """
+
+    def value(name: str, variable: str) -> str | None:
+        given = parameters.get(name)
+        text = str(given) if given not in (None, "") else os.environ.get(variable)
+        return text or None
+
+    host = (value("host", "PGHOST") or value("hostaddr", "PGHOSTADDR") or "").split(",")[0]
+    port_text = (value("port", "PGPORT") or "5432").split(",")[0]
+    user = value("user", "PGUSER")
+    database = value("dbname", "PGDATABASE") or user
+    port = int(port_text) if port_text.isdigit() else 5432
+    if not host or host.startswith("/") or host.startswith("@"):
+        return DbEndpoint("postgresql", None, None, database)
+    return DbEndpoint("postgresql", host, port, database)
+
+
+def endpoint_of_connection_info(
+    host: str | None, port: int | None, dbname: str | None
+) -> DbEndpoint:
+    """The endpoint of a connected connection, from the driver's ``info``."""
+    if not host or host.startswith("/"):
+        return DbEndpoint("postgresql", None, None, dbname)
+    return DbEndpoint("postgresql", host, port or 5432, dbname)
