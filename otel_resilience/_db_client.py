@@ -21,7 +21,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -48,6 +48,22 @@ T = TypeVar("T")
 _in_call: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "otel_resilience.db.in_call", default=False
 )
+# Set while a statement is being retried: whether running it again can still do any good.
+# SQL drivers do not reconnect, so after a lost connection (or inside a transaction, which
+# a failure may have aborted) a retry could only fail again, with a less telling error.
+_rerun_allowed: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
+    "otel_resilience.db.rerun_allowed", default=None
+)
+
+
+def _may_run_again() -> bool:
+    check = _rerun_allowed.get()
+    if check is None:
+        return True
+    try:
+        return check()
+    except Exception:  # a connection too broken to answer is not worth a retry
+        return False
 
 
 def database_key(system: str, host: str | None, port: int | None, namespace: str | None) -> str:
@@ -60,16 +76,22 @@ def database_key(system: str, host: str | None, port: int | None, namespace: str
     """
     if host is None:
         return f"{system}:///{namespace or ''}"
-    host = host.lower()
+    if not host.startswith("/"):  # a socket path's case matters; a host name's does not
+        host = host.lower()
     if ":" in host and not host.startswith("["):  # IPv6 literal
         host = f"[{host}]"
     path = f"/{namespace}" if namespace not in (None, "") else ""
-    return f"{system}://{host}:{port}{path}"
+    address = host if port is None else f"{host}:{port}"
+    return f"{system}://{address}{path}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class DbEndpoint:
-    """Where a connection goes: what names its breaker and fills the span's server fields."""
+    """Where a connection goes: what names its breaker and fills the span's server fields.
+
+    Compared and hashed by identity: adapters make one per connection (or pool) and cache
+    it, and the span-attribute cache keys on it for every operation.
+    """
 
     system: str
     """``db.system.name``: ``postgresql``, ``mysql``, ``mariadb``, ``sqlite``, ``redis``."""
@@ -153,7 +175,30 @@ class OutgoingDb:
         )
         self._retries: dict[tuple[str, str], Retry] = {}
         self._retries_lock = threading.Lock()
-        self._names: dict[tuple[DbEndpoint, Statement], tuple[str, dict[str, Any]]] = {}
+        # (span name, metric attributes, span attributes) per (endpoint, statement)
+        self._names: dict[
+            tuple[DbEndpoint, Statement], tuple[str, dict[str, Any], dict[str, Any]]
+        ] = {}
+
+    @classmethod
+    def from_options(
+        cls, library: DbLibrary, options: Mapping[str, Any], *, retry_read_only: bool | None = None
+    ) -> OutgoingDb:
+        """Built from an instrumentor's ``instrument(**options)``, as every adapter takes them.
+
+        ``retry_read_only`` is the adapter's own default when ``options`` has none (Redis's
+        differs from the SQL drivers').
+        """
+        given = options.get("retry_read_only")
+        return cls(
+            library,
+            tracer_provider=options.get("tracer_provider"),
+            meter_provider=options.get("meter_provider"),
+            registry=options.get("registry"),
+            retry=options.get("retry"),
+            resilience=options.get("resilience"),
+            retry_read_only=retry_read_only if given is None else given,
+        )
 
     # --- per endpoint -----------------------------------------------------------------------
 
@@ -194,13 +239,15 @@ class OutgoingDb:
 
     def _span_name_and_attributes(
         self, endpoint: DbEndpoint, statement: Statement
-    ) -> tuple[str, dict[str, Any]]:
-        """``{db.operation.name} {target}`` and the attributes shared by span and metric."""
+    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """``{db.operation.name} {target}``, the metric's attributes and the span's."""
         cached = self._names.get((endpoint, statement))
         if cached is not None:
             return cached
         attributes = dict(endpoint.attributes)
-        target = statement.collection or endpoint.namespace
+        target = statement.procedure or statement.collection or endpoint.namespace
+        if statement.procedure:
+            attributes["db.stored_procedure.name"] = statement.procedure
         if statement.operation:
             attributes["db.operation.name"] = statement.operation
         if statement.collection:
@@ -209,10 +256,11 @@ class OutgoingDb:
             name = f"{statement.operation} {target}" if target else statement.operation
         else:
             name = target or endpoint.system
+        span_attributes = {**attributes, "db.query.text": statement.text}
         if len(self._names) >= 1024:
             self._names.clear()
-        self._names[endpoint, statement] = (name, attributes)
-        return name, attributes
+        self._names[endpoint, statement] = (name, attributes, span_attributes)
+        return name, attributes, span_attributes
 
     # --- connecting ---------------------------------------------------------------------------
 
@@ -293,8 +341,10 @@ class OutgoingDb:
     ) -> T:
         """Run one operation with everything this distribution adds.
 
-        ``in_transaction`` says whether the connection is inside a transaction now; without
-        it (or inside one) the operation is never retried.
+        ``in_transaction`` says whether running a statement now would be inside a
+        transaction, or cannot be done again at all (the connection is closed); it is asked
+        before the first attempt and again before each retry. Without it the operation is
+        never retried.
         """
         if _in_call.get() or context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
             return call()
@@ -306,8 +356,14 @@ class OutgoingDb:
                 "%s operation not instrumented (%s)", self.library.name, type(error).__name__
             )
             return call()
+        if retry is None:
+            return self._attempt(endpoint, statement, breaker, call)
         attempt = functools.partial(self._attempt, endpoint, statement, breaker, call)
-        return attempt() if retry is None else retry.call(attempt)
+        token = _rerun_allowed.set(_negation(in_transaction))
+        try:
+            return retry.call(attempt)
+        finally:
+            _rerun_allowed.reset(token)
 
     async def execute_async(
         self,
@@ -328,18 +384,20 @@ class OutgoingDb:
                 "%s operation not instrumented (%s)", self.library.name, type(error).__name__
             )
             return await call()
+        if retry is None:
+            return await self._attempt_async(endpoint, statement, breaker, call)
         attempt = functools.partial(self._attempt_async, endpoint, statement, breaker, call)
-        return await (attempt() if retry is None else retry.call_async(attempt))
+        token = _rerun_allowed.set(_negation(in_transaction))
+        try:
+            return await retry.call_async(attempt)
+        finally:
+            _rerun_allowed.reset(token)
 
     def _begin(
         self, endpoint: DbEndpoint, statement: Statement, breaker: CircuitBreaker | None
     ) -> tuple[trace.Span, dict[str, Any], CallPermit | None]:
-        name, attributes = self._span_name_and_attributes(endpoint, statement)
-        span = self._tracer.start_span(
-            name,
-            kind=SpanKind.CLIENT,
-            attributes={**attributes, "db.query.text": statement.text},
-        )
+        name, attributes, span_attributes = self._span_name_and_attributes(endpoint, statement)
+        span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attributes)
         if breaker is None:
             return span, attributes, None
         try:
@@ -416,6 +474,10 @@ class OutgoingDb:
             time.perf_counter() - started, {**attributes, "error.type": error_type}
         )
         span.end()
+
+
+def _negation(in_transaction: Callable[[], bool] | None) -> Callable[[], bool]:
+    return (lambda: False) if in_transaction is None else (lambda: not in_transaction())
 
 
 def _error_type(error: BaseException) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from otel_resilience._db_client import DbEndpoint, OutgoingDb
@@ -45,7 +45,8 @@ class SqlDriver(Protocol):
         ...
 
     def in_transaction(self, connection: Any) -> bool:
-        """Whether a statement run now would be part of an open transaction."""
+        """Whether a statement run now would be part of a transaction, or cannot be run
+        again at all (the connection is closed): either way it must not be retried."""
         ...
 
 
@@ -83,7 +84,7 @@ class TracedSql:
 
     def statement(self, method: str, query: object) -> Statement:
         if method == "callproc" and isinstance(query, str):
-            return Statement(operation="CALL", collection=None, text=query, read_only=False)
+            return Statement("CALL", None, f"CALL {query}", read_only=False, procedure=query)
         return statement_of(query, self.driver.dialect)
 
     def run(
@@ -100,8 +101,35 @@ class TracedSql:
             statement = self.statement(method, _query_argument(method, args, kwargs))
         except Exception:  # fail-safe: a connection we cannot read goes on uninstrumented
             return call()
-        in_transaction = functools.partial(self.driver.in_transaction, connection)
+        in_transaction = (
+            functools.partial(self.driver.in_transaction, connection)
+            if self.outgoing.retry_read_only
+            else None
+        )
         return self.outgoing.execute(endpoint, statement, call, in_transaction=in_transaction)
+
+    async def run_async(
+        self,
+        connection: Any,
+        method: str,
+        call: Callable[[], Awaitable[T]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
+        """:meth:`run` for async drivers (psycopg's ``AsyncCursor``)."""
+        try:
+            endpoint = self.driver.endpoint(connection)
+            statement = self.statement(method, _query_argument(method, args, kwargs))
+        except Exception:  # fail-safe: a connection we cannot read goes on uninstrumented
+            return await call()
+        in_transaction = (
+            functools.partial(self.driver.in_transaction, connection)
+            if self.outgoing.retry_read_only
+            else None
+        )
+        return await self.outgoing.execute_async(
+            endpoint, statement, call, in_transaction=in_transaction
+        )
 
     # --- drivers written in Python: patch the classes -----------------------------------------
 

@@ -8,6 +8,7 @@ application's problem) unless it says the server cannot take the connection now.
 
 from __future__ import annotations
 
+import getpass
 import os
 from collections.abc import Mapping
 
@@ -71,7 +72,7 @@ def endpoint_from_parameters(parameters: Mapping[str, object]) -> DbEndpoint:
 
     host = (value("host", "PGHOST") or value("hostaddr", "PGHOSTADDR") or "").split(",")[0]
     port_text = (value("port", "PGPORT") or "5432").split(",")[0]
-    user = value("user", "PGUSER")
+    user = value("user", "PGUSER") or _operating_system_user()
     database = value("dbname", "PGDATABASE") or user
     port = int(port_text) if port_text.isdigit() else 5432
     if not host or host.startswith("/") or host.startswith("@"):
@@ -79,10 +80,18 @@ def endpoint_from_parameters(parameters: Mapping[str, object]) -> DbEndpoint:
     return DbEndpoint("postgresql", host, port, database)
 
 
+def _operating_system_user() -> str | None:
+    """libpq's last resort for the user, and so for the database name too."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name to be found (a container without /etc/passwd entry)
+        return None
+
+
 def endpoint_of_connection_info(
     host: str | None, port: int | None, dbname: str | None
 ) -> DbEndpoint:
     """The endpoint of a connected connection, from the driver's ``info``."""
-    if not host or host.startswith("/"):
+    if not host or host.startswith(("/", "@")):
         return DbEndpoint("postgresql", None, None, dbname)
     return DbEndpoint("postgresql", host, port or 5432, dbname)

@@ -54,9 +54,13 @@ _WRITES_INSIDE_SELECT = re.compile(r"\b(?:FOR\s+UPDATE|FOR\s+SHARE|INTO)\b", re.
 _MAX_TEXT = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Statement:
-    """One statement as telemetry sees it; shared by every execution of the same text."""
+    """One statement as telemetry sees it; shared by every execution of the same text.
+
+    Compared and hashed by identity (``eq=False``): :func:`analyse` hands out one object per
+    statement text, and the span-attribute caches key on it at the cost of a pointer hash.
+    """
 
     operation: str | None
     """``db.operation.name``: the statement's first keyword (``SELECT``), if it has one."""
@@ -66,6 +70,8 @@ class Statement:
     """``db.query.text``: the statement with every literal replaced by ``?``."""
     read_only: bool
     """A plain ``SELECT`` (or ``SHOW``...): running it twice changes nothing."""
+    procedure: str | None = None
+    """``db.stored_procedure.name``, for a DB-API ``callproc``."""
 
 
 def sanitise(text: str, dialect: Dialect) -> str:

@@ -64,8 +64,11 @@ class _Psycopg2:
     rejection_error: type[CircuitOpenError] = Psycopg2CircuitOpenError
 
     def unavailable(self, error: Exception) -> bool | None:
-        if isinstance(error, psycopg2.OperationalError | psycopg2.InterfaceError):
-            # InterfaceError: "connection already closed", i.e. the server went away before.
+        if isinstance(error, psycopg2.InterfaceError):
+            # "connection already closed": a connection the program closed, or one whose
+            # loss was counted when it happened; nothing reached the server now.
+            return None
+        if isinstance(error, psycopg2.OperationalError):
             return unavailable_postgresql(error.pgcode, str(error))
         if isinstance(error, psycopg2.Error):
             return error.pgcode is not None and unavailable_postgresql(error.pgcode, "")
@@ -81,7 +84,7 @@ class _Psycopg2:
 
     def in_transaction(self, connection: Any) -> bool:
         """Without autocommit, every statement opens a transaction if none is open yet."""
-        if not connection.autocommit:
+        if connection.closed or not connection.autocommit:
             return True
         status: int = connection.info.transaction_status
         return status != psycopg2.extensions.TRANSACTION_STATUS_IDLE
@@ -125,15 +128,7 @@ class Psycopg2Instrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         library = _Psycopg2()
-        outgoing = OutgoingDb(
-            library,
-            tracer_provider=kwargs.get("tracer_provider"),
-            meter_provider=kwargs.get("meter_provider"),
-            registry=kwargs.get("registry"),
-            retry=kwargs.get("retry"),
-            resilience=kwargs.get("resilience"),
-            retry_read_only=kwargs.get("retry_read_only"),
-        )
+        outgoing = OutgoingDb.from_options(library, kwargs)
         traced = TracedSql(outgoing, library)
         classes: dict[type, type] = {}
 

@@ -86,6 +86,7 @@ class _SQLite3:
         return endpoint
 
     def in_transaction(self, connection: Any) -> bool:
+        """sqlite3 raises ProgrammingError for a closed connection: no retry then either."""
         return bool(connection.in_transaction)
 
 
@@ -140,15 +141,7 @@ class SQLite3Instrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         library = _SQLite3()
-        outgoing = OutgoingDb(
-            library,
-            tracer_provider=kwargs.get("tracer_provider"),
-            meter_provider=kwargs.get("meter_provider"),
-            registry=kwargs.get("registry"),
-            retry=kwargs.get("retry"),
-            resilience=kwargs.get("resilience"),
-            retry_read_only=kwargs.get("retry_read_only"),
-        )
+        outgoing = OutgoingDb.from_options(library, kwargs)
         traced = TracedSql(outgoing, library)
         classes: dict[type, type] = {}
 

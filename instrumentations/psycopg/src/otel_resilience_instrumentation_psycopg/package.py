@@ -1,0 +1,1 @@
+_instruments = ("psycopg >= 3.1",)

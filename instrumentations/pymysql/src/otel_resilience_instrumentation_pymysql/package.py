@@ -1,0 +1,1 @@
+_instruments = ("PyMySQL < 2",)
