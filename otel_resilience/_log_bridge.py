@@ -20,7 +20,7 @@ from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 
-__all__ = ["attach_log_bridge"]
+__all__ = ["attach_log_bridge", "keep_basic_config_working"]
 
 _original_basic_config = logging.basicConfig
 
@@ -41,7 +41,10 @@ class _LastResortStandIn(logging.Handler):
 
 
 def _is_ours(handler: logging.Handler) -> bool:
-    return isinstance(handler, (_LastResortStandIn, _BridgeHandler))
+    """Our bridge and stand-in, and the output handlers ``otel_resilience.logs`` marks."""
+    return isinstance(handler, (_LastResortStandIn, _BridgeHandler)) or bool(
+        getattr(handler, "_otel_resilience_handler", False)
+    )
 
 
 def _program_handles(logger_name: str) -> bool:
@@ -73,6 +76,11 @@ def _basic_config_ignoring_ours(**kwargs: Any) -> None:
             root.addHandler(handler)
 
 
+def keep_basic_config_working() -> None:
+    """Make ``logging.basicConfig`` disregard our handlers on the root logger; idempotent."""
+    logging.basicConfig = _basic_config_ignoring_ours
+
+
 def attach_log_bridge(logger_provider: LoggerProvider) -> None:
     """Route root-logger records to ``logger_provider``; idempotent."""
     root = logging.getLogger()
@@ -80,4 +88,4 @@ def attach_log_bridge(logger_provider: LoggerProvider) -> None:
         return
     root.addHandler(_BridgeHandler(level=logging.NOTSET, logger_provider=logger_provider))
     root.addHandler(_LastResortStandIn())
-    logging.basicConfig = _basic_config_ignoring_ours
+    keep_basic_config_working()

@@ -173,6 +173,44 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
+LogFormat = Literal["json", "human", "none"]
+LOG_LEVEL_NAMES = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_OUTPUT_NAMES = ("console", "file", "memory")
+
+
+def _parse_log_format(raw: str) -> LogFormat:
+    lowered = raw.lower()
+    if lowered == "json":
+        return "json"
+    if lowered == "human":
+        return "human"
+    if lowered == "none":
+        return "none"
+    raise ValueError(raw)
+
+
+def _parse_log_level(raw: str) -> str | None:
+    upper = raw.upper()
+    if upper == "WARN":
+        return "WARNING"
+    if upper not in LOG_LEVEL_NAMES:
+        raise ValueError(raw)
+    return upper
+
+
+def _parse_log_outputs(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(name.strip().lower() for name in raw.split(",") if name.strip()))
+    if not names or any(name not in LOG_OUTPUT_NAMES for name in names):
+        raise ValueError(raw)
+    return names
+
+
+def _parse_file_path(raw: str) -> str:
+    if raw.endswith(("/", "\\")) or "\0" in raw:  # a directory, or no path at all
+        raise ValueError(raw)
+    return raw
+
+
 def _parse_name_list(raw: str) -> frozenset[str]:
     names = frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
     if not names or not all(name == "*" or re.fullmatch(r"[a-z0-9_.-]+", name) for name in names):
@@ -442,6 +480,105 @@ REDIS_RETRY_READ_ONLY = Variable(
     invalid_example="1",
 )
 
+LOG_FORMAT: Variable[LogFormat] = Variable(
+    name="OTEL_RESILIENCE_LOG_FORMAT",
+    default="none",
+    parse=_parse_log_format,
+    type_name="`json`, `human` or `none`",
+    expected="json, human or none",
+    meaning=(
+        "Write the program's log records (every logger's) in this format, with trace "
+        "correlation and bound context, to `OTEL_RESILIENCE_LOG_OUTPUTS`; `none` adds no "
+        "handler. The program's own handlers and levels are left as they are."
+    ),
+    invalid_example="xml",
+)
+LOG_LEVEL: Variable[str | None] = Variable(
+    name="OTEL_RESILIENCE_LOG_LEVEL",
+    default=None,
+    parse=_parse_log_level,
+    type_name="`TRACE`, `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`",
+    expected="TRACE, DEBUG, INFO, WARNING, ERROR or CRITICAL",
+    meaning=(
+        "The root logger's level. Unset, the program's own (or Python's default, WARNING) is kept."
+    ),
+    invalid_example="LOUD",
+)
+LOG_OUTPUTS: Variable[tuple[str, ...]] = Variable(
+    name="OTEL_RESILIENCE_LOG_OUTPUTS",
+    default=("console",),
+    parse=_parse_log_outputs,
+    type_name="comma list of `console`, `file`, `memory`",
+    expected="console, file or memory, separated by commas",
+    meaning=(
+        "Where formatted records go: standard error, `OTEL_RESILIENCE_LOG_FILE`, or a "
+        "bounded in-memory ring buffer (`otel_resilience.logs.memory_log()`). Records reach "
+        "an OTel collector through `OTEL_LOGS_EXPORTER` as before."
+    ),
+    invalid_example="console;syslog",
+)
+LOG_FILE: Variable[str | None] = Variable(
+    name="OTEL_RESILIENCE_LOG_FILE",
+    default=None,
+    parse=_parse_file_path,
+    type_name="path",
+    expected="a file path (not a directory)",
+    meaning="The file of the `file` output (required for it).",
+    invalid_example="/var/log/",
+)
+LOG_FILE_MAX_BYTES: Variable[int | None] = Variable(
+    name="OTEL_RESILIENCE_LOG_FILE_MAX_BYTES",
+    default=None,
+    parse=_parse_optional_count,
+    type_name="count or `none`",
+    expected="a positive integer or none",
+    meaning="Rotate the log file when it would grow past this size.",
+    invalid_example="10MB",
+)
+LOG_FILE_BACKUP_COUNT = Variable(
+    name="OTEL_RESILIENCE_LOG_FILE_BACKUP_COUNT",
+    default=5,
+    parse=_parse_retries,
+    type_name="count",
+    expected="an integer >= 0",
+    meaning="How many rotated log files to keep.",
+    invalid_example="many",
+)
+LOG_NON_BLOCKING = Variable(
+    name="OTEL_RESILIENCE_LOG_NON_BLOCKING",
+    default=True,
+    parse=_parse_bool,
+    type_name="`true` or `false`",
+    expected="true or false",
+    meaning=(
+        "Write console and file records from a background thread: the caller only "
+        "serialises and enqueues; on overflow records are dropped, never blocking, and "
+        "counted in `resilience.log.records.dropped`. Everything queued is written at exit."
+    ),
+    invalid_example="maybe",
+)
+LOG_QUEUE_SIZE = Variable(
+    name="OTEL_RESILIENCE_LOG_QUEUE_SIZE",
+    default=10_000,
+    parse=_parse_count,
+    type_name="count",
+    expected="a positive integer",
+    meaning="Records the non-blocking writer may hold before it drops new ones.",
+    invalid_example="0",
+)
+LOG_REDACT = Variable(
+    name="OTEL_RESILIENCE_LOG_REDACT",
+    default=True,
+    parse=_parse_bool,
+    type_name="`true` or `false`",
+    expected="true or false",
+    meaning=(
+        "Replace the values of bound and `extra=` fields named like secrets (`password`, "
+        "`authorization`, `token`...) with `[REDACTED]`."
+    ),
+    invalid_example="on",
+)
+
 DISABLED = Variable(
     name="OTEL_RESILIENCE_DISABLED",
     default=frozenset({"sqlite3"}),
@@ -480,6 +617,15 @@ RESILIENCE_VARIABLES: tuple[Variable[Any], ...] = (
     RETRY_BUDGET_RATIO,
     DB_RETRY_READ_ONLY,
     REDIS_RETRY_READ_ONLY,
+    LOG_FORMAT,
+    LOG_LEVEL,
+    LOG_OUTPUTS,
+    LOG_FILE,
+    LOG_FILE_MAX_BYTES,
+    LOG_FILE_BACKUP_COUNT,
+    LOG_NON_BLOCKING,
+    LOG_QUEUE_SIZE,
+    LOG_REDACT,
 )
 """Every ``OTEL_RESILIENCE_*`` variable, in the order of the README table."""
 
@@ -726,6 +872,45 @@ def _retry_settings(environ: Mapping[str, str]) -> RetrySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LogSettings:
+    """How the program's log records are formatted and written (``OTEL_RESILIENCE_LOG_*``)."""
+
+    format: LogFormat = "none"
+    level: str | None = None
+    outputs: tuple[str, ...] = ("console",)
+    file: str | None = None
+    file_max_bytes: int | None = None
+    file_backup_count: int = 5
+    non_blocking: bool = True
+    queue_size: int = 10_000
+    redact: bool = True
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> LogSettings:
+        outputs = LOG_OUTPUTS.read(environ)
+        file = LOG_FILE.read(environ)
+        if "file" in outputs and not file:
+            _logger.warning(
+                "%s includes file but %s is not set: expected a file path; the file output "
+                "is left out",
+                LOG_OUTPUTS.name,
+                LOG_FILE.name,
+            )
+            outputs = tuple(name for name in outputs if name != "file") or ("console",)
+        return cls(
+            format=LOG_FORMAT.read(environ),
+            level=LOG_LEVEL.read(environ),
+            outputs=outputs,
+            file=file,
+            file_max_bytes=LOG_FILE_MAX_BYTES.read(environ),
+            file_backup_count=LOG_FILE_BACKUP_COUNT.read(environ),
+            non_blocking=LOG_NON_BLOCKING.read(environ),
+            queue_size=LOG_QUEUE_SIZE.read(environ),
+            redact=LOG_REDACT.read(environ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the distribution reads from the environment, read once at start-up."""
 
@@ -740,6 +925,7 @@ class Settings:
     breaker_excluded: tuple[str, ...]
     db_retry_read_only: bool = False
     redis_retry_read_only: bool = True
+    logs: LogSettings = LogSettings()
 
     def resilience_enabled(self, instrumentation: str) -> bool:
         """Whether ``instrumentation`` (e.g. ``"requests"``) gets breakers and retries."""
@@ -763,6 +949,7 @@ class Settings:
             resilience_disabled=DISABLED.read(source),
             db_retry_read_only=DB_RETRY_READ_ONLY.read(source),
             redis_retry_read_only=REDIS_RETRY_READ_ONLY.read(source),
+            logs=LogSettings.from_environment(source),
         )
 
 

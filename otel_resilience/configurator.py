@@ -14,6 +14,7 @@ from opentelemetry.sdk._configuration import _BaseConfigurator
 
 from otel_resilience._providers import install_providers
 from otel_resilience.config import current_settings
+from otel_resilience.logs._setup import configure_from_settings
 
 __all__ = ["ResilienceConfigurator"]
 
@@ -29,9 +30,19 @@ class ResilienceConfigurator(_BaseConfigurator):
             if settings.sdk_disabled:
                 _logger.debug("OTEL_SDK_DISABLED=true: otel-resilience installs no providers")
                 return
-            install_providers(settings)
+            installed = install_providers(settings)
         except Exception:  # fail-safe: the host program must run even if we cannot
             _logger.warning(
                 "otel-resilience could not configure OpenTelemetry; the program runs without it",
+                exc_info=True,
+            )
+            return
+        try:
+            service = installed.resource.attributes.get("service.name")
+            configure_from_settings(settings.logs, str(service) if service else None)
+        except Exception:  # fail-safe: logging as the program set it up stays
+            _logger.warning(
+                "otel-resilience could not set up its log output; the program's logging is "
+                "unchanged",
                 exc_info=True,
             )

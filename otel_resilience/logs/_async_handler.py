@@ -1,0 +1,652 @@
+"""Write log records from a background thread, so that logging never waits on I/O.
+
+A program that logs to a slow disk, a full pipe or a stalled terminal should not slow down
+with it. The caller's thread only turns the record into bytes and appends them to a bounded
+queue; one writer thread per handler drains the queue in batches, joining each batch into
+one ``write``. When the writer falls behind and the queue is full, the record is dropped and
+counted rather than making the program wait: losing a log line is better than stalling a
+request.
+
+Why the queue holds bytes and not ``LogRecord`` objects (as the standard ``QueueHandler``
+does): a record references the call's arguments and, with ``exc_info``, a traceback and its
+frames, so a full queue of records keeps a great many objects alive for the garbage
+collector to walk on every collection; bytes are one untracked object each. Formatting on
+the caller also fixes the message as it was at the call, when its arguments may change next.
+
+Caller-side cost is the formatting plus ``SimpleQueue.qsize`` and ``put``: C calls that never
+wait for the writer, which holds no lock at all while it writes. Drops are reported by the
+writer (to ``on_drop``, and as one line on stderr at most every ``report_interval``
+seconds), never through ``logging``, so reporting cannot recurse into the handler.
+
+What is queued is written at exit (``atexit``, within ``flush_timeout``), after which the
+handler writes synchronously, so that records logged by later exit hooks are not lost. A
+child made by ``os.fork()`` starts with an empty queue, zero counters and no writer (a new
+one starts on its first record): the parent's queued records are the parent's to write.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import datetime
+import io
+import itertools
+import logging
+import math
+import os
+import queue
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import IO, Final, Literal, Protocol, cast
+
+__all__ = ["FileSink", "NonBlockingHandler", "Sink", "StreamSink"]
+
+
+class Sink(Protocol):
+    """Where a :class:`NonBlockingHandler` writes; used by its writer thread only.
+
+    ``write`` receives whole records (one or more, each ending in a newline). A sink that
+    also has ``write_records(records: Sequence[bytes])`` gets each batch unjoined instead,
+    for when it must know where records end (:class:`FileSink` rotates between records).
+    ``flush`` is called when the queue has run dry and on :meth:`NonBlockingHandler.flush`;
+    ``close`` once, by :meth:`NonBlockingHandler.close`. An exception from any of them loses
+    that batch and is reported; the writer carries on.
+    """
+
+    def write(self, data: bytes) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+_Mode = Literal["queue", "direct", "closed"]
+_DEFAULT_FORMATTER: Final = logging.Formatter()
+_WRITER_THREAD_NAME: Final = "otel-resilience-log-writer"
+
+
+class _Control:
+    """A marker queued behind the records a ``flush`` or a stop must wait for."""
+
+    __slots__ = ("done", "stop")
+
+    def __init__(self, *, stop: bool) -> None:
+        self.stop = stop
+        self.done = threading.Event()
+
+
+class NonBlockingHandler(logging.Handler):
+    """A handler whose ``emit`` formats and enqueues, and never blocks on the sink.
+
+    ``sink`` is a :class:`Sink`, a ``callable(bytes)``, or an ``io`` stream (wrapped in a
+    :class:`StreamSink`). The formatter's ``format_bytes(record)`` is used when it has one,
+    else ``format(record)`` plus a newline, in UTF-8. At most ``max_queue`` records wait;
+    the writer takes up to ``max_batch`` at a time. ``on_drop(count)`` is called by the
+    writer with each new number of dropped records. ``flush_timeout`` bounds how long
+    :meth:`flush`, :meth:`close` and the exit wait for the writer.
+    """
+
+    def __init__(
+        self,
+        sink: Sink | IO[bytes] | IO[str] | Callable[[bytes], object],
+        *,
+        formatter: logging.Formatter | None = None,
+        level: int | str = logging.NOTSET,
+        max_queue: int = 10_000,
+        max_batch: int = 128,
+        on_drop: Callable[[int], object] | None = None,
+        report_interval: float = 10.0,
+        flush_timeout: float = 5.0,
+    ) -> None:
+        if max_queue < 1 or max_batch < 1:
+            raise ValueError(f"max_queue and max_batch must be at least 1, got {max_queue}")
+        super().__init__(level)
+        if formatter is not None:
+            self.setFormatter(formatter)
+        self.sink: Final[Sink] = _as_sink(sink)
+        self._write_records: Callable[[Sequence[bytes]], object] | None = getattr(
+            self.sink, "write_records", None
+        )
+        self._max_queue = max_queue
+        self._max_batch = max_batch
+        self._on_drop = on_drop
+        self._report_interval = report_interval
+        self._flush_timeout = flush_timeout
+        self._closed = False
+        self._start_fresh()
+        self._mode: _Mode = "queue"
+        _live_handlers.add(self)
+
+    def _start_fresh(self) -> None:
+        """A new queue, new counters and no writer: construction, and a forked child."""
+        self._queue: queue.SimpleQueue[bytes | _Control] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()
+        # Counted on the callers' threads, so drawn from itertools.count (one atomic C call).
+        self._overflowed = itertools.count()
+        self._refused = itertools.count()
+        self._unformattable = itertools.count()
+        # Counted by whichever single thread writes (the writer, or the exit afterwards).
+        self._failed = 0
+        self._written = 0
+        self._last_error: BaseException | None = None
+        self._sink_abandoned = False
+        self._dropped_reported = 0
+        self._warned = (0, 0, 0, 0)
+        self._next_warning = 0.0
+
+    @property
+    def _lock(self) -> threading.RLock:
+        """The handler's own lock, which ``handle`` holds around ``emit``: taking it keeps
+        every emit out (``None`` only before ``createLock``, which ``__init__`` calls)."""
+        return cast(threading.RLock, self.lock)
+
+    # --- counters ---------------------------------------------------------------------
+
+    def _drop_counts(self) -> tuple[int, int, int, int]:
+        """Dropped records by cause: queue full, write failed, unformattable, after close."""
+        return (
+            _count_value(self._overflowed),
+            self._failed,
+            _count_value(self._unformattable),
+            _count_value(self._refused),
+        )
+
+    @property
+    def dropped(self) -> int:
+        """Records handed to the handler that will never be written, whatever the cause."""
+        return sum(self._drop_counts())
+
+    @property
+    def written(self) -> int:
+        """Records the sink accepted."""
+        return self._written
+
+    @property
+    def pending(self) -> int:
+        """Records queued and not yet taken by the writer."""
+        return self._queue.qsize()
+
+    # --- the caller's side ------------------------------------------------------------
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = self._serialise(record)
+        except Exception:
+            self.handleError(record)
+            return
+        if self._mode != "queue":
+            self._emit_without_queue(data)
+            return
+        records = self._queue
+        if records.qsize() >= self._max_queue:
+            next(self._overflowed)
+            return
+        records.put(data)
+        if self._worker is None:
+            self._start_worker()
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Count the record as dropped; the writer reports it. Nothing reaches the caller.
+
+        The standard handler prints a traceback on the caller's thread, where the whole
+        point of this handler is to do nothing slow.
+        """
+        del record
+        next(self._unformattable)
+
+    def _serialise(self, record: logging.LogRecord) -> bytes:
+        formatter = self.formatter or _DEFAULT_FORMATTER
+        format_bytes = getattr(formatter, "format_bytes", None)
+        if format_bytes is not None:
+            data: bytes = format_bytes(record)
+            return data
+        # backslashreplace: a lone surrogate (say, from an undecodable file name) must not
+        # cost the whole record.
+        return (formatter.format(record) + "\n").encode("utf-8", "backslashreplace")
+
+    def _emit_without_queue(self, data: bytes) -> None:
+        if self._mode == "direct":  # after the exit drain: the writer is gone, write here
+            self._write([data])
+            self._flush_sink()
+        else:
+            next(self._refused)
+
+    def _start_worker(self) -> None:
+        with self._worker_lock:
+            if self._worker is not None:
+                return
+            worker = threading.Thread(
+                target=self._run, args=(self._queue,), name=_WRITER_THREAD_NAME, daemon=True
+            )
+            try:
+                worker.start()
+            except RuntimeError:  # the interpreter is shutting down: no new threads
+                self._mode = "direct"
+                self._write_queued()
+                return
+            self._worker = worker
+
+    # --- the writer's side ------------------------------------------------------------
+
+    def _run(self, records: queue.SimpleQueue[bytes | _Control]) -> None:
+        idle_wait = max(self._report_interval, 0.1)
+        take = records.get_nowait
+        while True:
+            try:
+                first = records.get(timeout=idle_wait)
+            except queue.Empty:
+                self._report()
+                continue
+            # Callers wait for the GIL while this thread runs Python, so the batch is taken in
+            # tight comprehensions, not a loop with a ``try`` per item, and it is bounded by
+            # ``max_batch``. ``qsize`` items are surely there: only this thread takes.
+            items = [first]
+            items += [take() for _ in range(min(records.qsize(), self._max_batch - 1))]
+            batch = [item for item in items if type(item) is not _Control]
+            if batch:
+                self._write(cast("list[bytes]", batch))
+            controls = [i for i in items if type(i) is _Control] if len(batch) < len(items) else []
+            if controls or records.empty():
+                self._flush_sink()
+            self._report()
+            for control in controls:
+                control.done.set()
+            if any(control.stop for control in controls):
+                return
+
+    def _write(self, batch: list[bytes]) -> None:
+        try:
+            if self._write_records is not None:
+                self._write_records(batch)
+            else:
+                self.sink.write(b"".join(batch))
+        except Exception as error:  # the batch is lost; the next one may fare better
+            self._failed += len(batch)
+            self._last_error = error
+        else:
+            self._written += len(batch)
+
+    def _flush_sink(self) -> None:
+        try:
+            self.sink.flush()
+        except Exception as error:
+            self._last_error = error
+
+    def _write_queued(self) -> None:
+        """Write what is left in the queue on this thread (the writer is gone)."""
+        batch: list[bytes] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Control):
+                item.done.set()
+            else:
+                batch.append(item)
+        if batch:
+            self._write(batch)
+        self._flush_sink()
+
+    def _report(self) -> None:
+        """Tell ``on_drop`` about new drops, and stderr at most every ``report_interval``."""
+        counts = self._drop_counts()
+        dropped = sum(counts)
+        if dropped != self._dropped_reported and self._on_drop is not None:
+            with contextlib.suppress(Exception):  # a broken metric must not stop the writer
+                self._on_drop(dropped - self._dropped_reported)
+        self._dropped_reported = dropped
+        new = [now - before for now, before in zip(counts, self._warned, strict=True)]
+        if not any(new) or time.monotonic() < self._next_warning:
+            return
+        self._warned = counts
+        self._next_warning = time.monotonic() + self._report_interval
+        causes = ", ".join(
+            f"{cause}: {count}"
+            for cause, count in zip(
+                ("queue full", "write failed", "unformattable", "after close"), new, strict=True
+            )
+            if count
+        )
+        error = f"; last sink error: {self._last_error!r}" if self._last_error else ""
+        _warn(
+            f"{sum(new)} log records dropped ({causes}) by {type(self).__name__} "
+            f"(max_queue={self._max_queue}){error}"
+        )
+
+    # --- flush, close, exit, fork -----------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once the records emitted before the call are written and the sink flushed.
+
+        Waits at most ``timeout`` seconds (default: ``flush_timeout``).
+        """
+        if self._mode == "direct":
+            self._flush_sink()
+            return
+        worker = self._worker
+        if (
+            self._mode != "queue"
+            or worker is None
+            or not worker.is_alive()
+            or worker is threading.current_thread()
+        ):
+            return
+        control = _Control(stop=False)
+        self._queue.put(control)
+        control.done.wait(self._flush_timeout if timeout is None else timeout)
+
+    def close(self) -> None:
+        """Write what is queued (within ``flush_timeout``), then close the sink; idempotent.
+
+        Records emitted afterwards are dropped and counted. If the sink is stuck, it is left
+        open to its writer thread and what is still queued is reported as dropped.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            mode, self._mode = self._mode, "closed"
+            worker = self._worker if mode == "queue" else None
+            if worker is not None:
+                self._queue.put(_Control(stop=True))
+        stuck = False
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(self._flush_timeout)
+            stuck = worker.is_alive()
+        if stuck:
+            self._abandon("closing")
+        elif not self._sink_abandoned:
+            try:
+                self.sink.close()
+            except Exception as error:
+                self._last_error = error
+            self._report()
+        _live_handlers.discard(self)
+        super().close()
+
+    def _abandon(self, when: str) -> None:
+        """The writer is stuck in the sink: count what it will not write, and say so."""
+        self._sink_abandoned = True
+        left = self._queue.qsize()
+        self._failed += left
+        _warn(
+            f"{left} log records not written when {when}: the sink did not finish within "
+            f"{self._flush_timeout:g} s"
+        )
+
+    def _stop_for_exit(self) -> threading.Thread | None:
+        """Queue a stop behind everything emitted so far; the writer to wait for, if any."""
+        with self._lock:
+            if self._mode != "queue":
+                return None
+            worker = self._worker
+            if worker is None or not worker.is_alive():
+                self._mode = "direct"
+                self._write_queued()
+                return None
+            self._queue.put(_Control(stop=True))
+            return worker
+
+    def _finish_exit(self, worker: threading.Thread) -> None:
+        """After the writer stopped: write stragglers here and keep writing synchronously."""
+        with self._lock:
+            if worker.is_alive():
+                self._mode = "closed"
+                self._abandon("exiting")
+                return
+            self._mode = "direct"
+            self._write_queued()
+            self._report()
+
+    def _after_fork_in_child(self) -> None:
+        mode = self._mode
+        self._start_fresh()
+        self._mode = "closed" if mode == "closed" else "queue"
+
+
+def _count_value(counter: itertools.count[int]) -> int:
+    """How many values an ``itertools.count()`` has handed out, without drawing one."""
+    return int(repr(counter)[6:-1])
+
+
+def _warn(message: str) -> None:
+    """One line on stderr, bypassing ``logging`` (which may be what is failing)."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(f"otel-resilience: {message}\n")
+        stream.flush()
+    except Exception:  # a closed or broken stderr: nowhere left to tell
+        pass
+
+
+_live_handlers: weakref.WeakSet[NonBlockingHandler] = weakref.WeakSet()
+
+
+def _drain_at_exit() -> None:
+    """Stop every writer behind its queued records, all at once, within their timeouts."""
+    started = time.monotonic()
+    stopping = [(handler, handler._stop_for_exit()) for handler in list(_live_handlers)]
+    for handler, worker in stopping:
+        if worker is not None:
+            worker.join(max(0.0, started + handler._flush_timeout - time.monotonic()))
+            handler._finish_exit(worker)
+
+
+def _reset_in_child() -> None:
+    for handler in list(_live_handlers):
+        handler._after_fork_in_child()
+
+
+# Registered after ``logging`` registered ``logging.shutdown``, so it runs first: the queued
+# records are written before ``shutdown`` flushes and closes the handlers.
+atexit.register(_drain_at_exit)
+if hasattr(os, "register_at_fork"):  # absent on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_reset_in_child)
+
+
+# --- sinks ----------------------------------------------------------------------------
+
+
+class _CallableSink:
+    def __init__(self, write: Callable[[bytes], object]) -> None:
+        self._write = write
+
+    def write(self, data: bytes) -> None:
+        self._write(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _as_sink(sink: Sink | IO[bytes] | IO[str] | Callable[[bytes], object]) -> Sink:
+    if isinstance(sink, io.IOBase):
+        return StreamSink(cast("IO[bytes] | IO[str]", sink))
+    if all(hasattr(sink, method) for method in ("write", "flush", "close")):
+        return cast(Sink, sink)
+    if callable(sink):
+        return _CallableSink(sink)
+    raise TypeError(f"expected a sink, a stream or a callable(bytes), got {sink!r}")
+
+
+class StreamSink:
+    """Writes to an open stream, text or binary; closing it flushes but leaves it open.
+
+    Like ``logging.StreamHandler``, the stream belongs to whoever opened it (``sys.stderr``
+    by default), unless ``close_stream`` says otherwise. A text stream gets the bytes decoded
+    back to ``str``, so what is written goes through the stream's own buffer, in order with
+    the program's other writes to it.
+    """
+
+    def __init__(
+        self, stream: IO[bytes] | IO[str] | None = None, *, close_stream: bool = False
+    ) -> None:
+        self.stream: Final = sys.stderr if stream is None else stream
+        self._close_stream = close_stream
+        self._text = _is_text(self.stream)
+
+    def write(self, data: bytes) -> None:
+        if self._text:
+            cast("IO[str]", self.stream).write(data.decode("utf-8", "replace"))
+        else:
+            cast("IO[bytes]", self.stream).write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+        if self._close_stream:
+            self.stream.close()
+
+
+def _is_text(stream: IO[bytes] | IO[str]) -> bool:
+    if isinstance(stream, io.TextIOBase):
+        return True
+    if isinstance(stream, io.RawIOBase | io.BufferedIOBase):
+        return False
+    return hasattr(stream, "encoding")
+
+
+_INTERVAL_SECONDS: Final = {"S": 1, "M": 60, "H": 3600, "D": 86400}
+
+
+class FileSink:
+    """Appends to a file, rotating it by size, by time, or both; never splits a record.
+
+    Its own small implementation rather than ``RotatingFileHandler`` and
+    ``TimedRotatingFileHandler``: those are handlers, that take a record at a time, format it
+    a second time to measure it, and have no way to be told about a batch of bytes, nor to
+    rotate by size and time at once.
+
+    The file is opened unbuffered: the writer already joins a batch into one buffer, so each
+    batch is one ``write`` system call, and no bytes sit in a Python buffer where a forked
+    child could write them a second time. Size rotation happens between records, so a file
+    exceeds ``max_bytes`` only when a single record does. Time rotation (``when``: ``"S"``,
+    ``"M"``, ``"H"``, ``"D"`` times ``interval``, or ``"midnight"``) is checked before each
+    batch, against ``clock`` (injectable for tests). Either way ``path`` becomes ``path.1``,
+    ``path.1`` becomes ``path.2``... up to ``backup_count`` files (0: the old file is
+    deleted). Rotation is per process: processes sharing one file (a pre-fork server's
+    workers) should each get their own path, or leave rotation to one of them.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_bytes: int | None = None,
+        backup_count: int = 5,
+        when: str | None = None,
+        interval: int = 1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
+        if backup_count < 0:
+            raise ValueError(f"backup_count must be at least 0, got {backup_count}")
+        if interval < 1:
+            raise ValueError(f"interval must be at least 1, got {interval}")
+        self._when = None if when is None else when.upper()
+        if self._when is not None and self._when not in {*_INTERVAL_SECONDS, "MIDNIGHT"}:
+            raise ValueError(f"when must be S, M, H, D or midnight, got {when!r}")
+        self.path: Final = os.fspath(path)
+        self._max_bytes = max_bytes
+        self._backup_count = backup_count
+        self._interval = interval
+        self._clock = clock
+        self.rotation_errors = 0
+        self._file: io.FileIO | None = None
+        self._size = self._open()
+        self._rollover_at = math.inf
+        if self._when is not None:
+            started = os.stat(self.path).st_mtime if self._size else clock()
+            self._rollover_at = self._next_rollover(started)
+
+    def _open(self) -> int:
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (kept open)
+        return os.fstat(self._file.fileno()).st_size
+
+    def _next_rollover(self, after: float) -> float:
+        if self._when == "MIDNIGHT":
+            day = datetime.datetime.fromtimestamp(after).date()
+            midnight = datetime.datetime.combine(day, datetime.time())
+            return (midnight + datetime.timedelta(days=self._interval)).timestamp()
+        assert self._when is not None
+        return after + self._interval * _INTERVAL_SECONDS[self._when]
+
+    def write(self, data: bytes) -> None:
+        self.write_records((data,))
+
+    def write_records(self, records: Sequence[bytes]) -> None:
+        """Write whole records, as few ``write`` calls as rotation allows (usually one)."""
+        if self._file is None:
+            raise ValueError(f"FileSink({self.path!r}) is closed")
+        now = self._clock()
+        if now >= self._rollover_at:
+            if self._size:
+                self._rotate()
+            while self._rollover_at <= now:
+                self._rollover_at = self._next_rollover(self._rollover_at)
+        limit = self._max_bytes
+        if limit is None:
+            self._write_all(b"".join(records))
+            return
+        group: list[bytes] = []
+        group_size = 0
+        for record in records:
+            if self._size + group_size + len(record) > limit and self._size + group_size:
+                if group:
+                    self._write_all(b"".join(group))
+                    group, group_size = [], 0
+                self._rotate()
+            group.append(record)
+            group_size += len(record)
+        if group:
+            self._write_all(b"".join(group))
+
+    def _write_all(self, data: bytes) -> None:
+        assert self._file is not None
+        view = memoryview(data)
+        while view:  # a regular file takes it all at once; the loop is for the exceptions
+            written = self._file.write(view)
+            if not written:
+                raise OSError(f"{self.path} accepted no bytes")
+            view = view[written:]
+        self._size += len(data)
+
+    def _rotate(self) -> None:
+        """Shift the backups and start an empty file; on failure, keep appending here."""
+        assert self._file is not None
+        self._file.close()
+        try:
+            if self._backup_count == 0:
+                os.remove(self.path)
+            else:
+                for number in range(self._backup_count - 1, 0, -1):
+                    older = f"{self.path}.{number}"
+                    if os.path.exists(older):
+                        os.replace(older, f"{self.path}.{number + 1}")
+                os.replace(self.path, f"{self.path}.1")
+        except OSError:  # e.g. a reader holds the file on Windows: better a big file than none
+            self.rotation_errors += 1
+            self._open()
+            self._size = 0  # the next attempt after another max_bytes, not at every record
+        else:
+            self._size = self._open()
+
+    def flush(self) -> None:
+        """Nothing to do: every batch went to the OS in its own ``write`` call."""
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -1,0 +1,295 @@
+"""One call that puts correlated, structured output on the program's standard logging.
+
+Records keep flowing through ``logging`` exactly as before: ``configure`` only adds its
+handlers to the root logger (so third-party libraries' records are treated like the
+program's), and changes the root level only when asked to. The program's own handlers,
+levels and formats stay; a later ``logging.basicConfig()`` still takes effect, because the
+log bridge ignores handlers marked as ours when it decides whether logging is configured.
+Calling ``configure`` again replaces the previous set-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Literal
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+
+from otel_resilience._log_bridge import keep_basic_config_working
+from otel_resilience._version import __version__
+from otel_resilience.config import LogSettings
+from otel_resilience.logs._async_handler import FileSink, NonBlockingHandler, Sink, StreamSink
+from otel_resilience.logs._context import bound
+from otel_resilience.logs._human_format import HumanFormatter, stream_supports_color
+from otel_resilience.logs._json_format import JsonFormatter
+from otel_resilience.logs._levels import install_trace_level
+from otel_resilience.logs._memory import RingBufferHandler
+from otel_resilience.logs._redaction import Redactor
+
+__all__ = [
+    "OUR_HANDLER_MARK",
+    "LoggingSetup",
+    "configure",
+    "configure_from_settings",
+    "current_setup",
+    "get_logger",
+    "memory_log",
+]
+
+Format = Literal["json", "human"]
+Output = Literal["console", "file", "memory"]
+
+OUR_HANDLER_MARK = "_otel_resilience_handler"
+"""Attribute set on every handler this package adds, so the log bridge can tell them apart."""
+
+
+class _SinkHandler(logging.Handler):
+    """The blocking counterpart of :class:`NonBlockingHandler`: writes on the caller's thread."""
+
+    def __init__(self, sink: Sink, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.sink = sink
+        self.setFormatter(formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            formatter = self.formatter
+            format_bytes = getattr(formatter, "format_bytes", None)
+            data = (
+                format_bytes(record)
+                if format_bytes is not None
+                else (self.format(record) + "\n").encode("utf-8", "backslashreplace")
+            )
+            with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+                self.sink.write(data)
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+    def close(self) -> None:
+        try:
+            self.sink.close()
+        finally:
+            super().close()
+
+
+@dataclass
+class LoggingSetup:
+    """What :func:`configure` installed; change its level or format at runtime."""
+
+    handlers: tuple[logging.Handler, ...]
+    memory: RingBufferHandler | None
+    format: Format
+    service_name: str | None
+    redact: bool
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def dropped(self) -> int:
+        """Records the non-blocking writers dropped because their queue was full."""
+        return sum(h.dropped for h in self.handlers if isinstance(h, NonBlockingHandler))
+
+    def set_level(self, level: int | str) -> None:
+        """The root logger's level, at runtime (``"TRACE"`` included)."""
+        install_trace_level()
+        logging.getLogger().setLevel(_level_number(level))
+
+    def set_format(self, format: Format) -> None:
+        """Switch every handler of this set-up to ``json`` or ``human``, at runtime."""
+        with self._lock:
+            for handler in self.handlers:
+                handler.setFormatter(
+                    _formatter(format, self.service_name, self.redact, _stream_of(handler))
+                )
+            self.format = format
+
+    def close(self) -> None:
+        """Remove the handlers from the root logger, writing out what they hold."""
+        global _current  # noqa: PLW0603 - the one current set-up ends with it
+        with _current_lock:
+            if _current is self:
+                _current = None
+        root = logging.getLogger()
+        for handler in self.handlers:
+            root.removeHandler(handler)
+            handler.close()
+
+
+_current: LoggingSetup | None = None
+_current_lock = threading.Lock()
+
+
+def _level_number(level: int | str) -> int:
+    if isinstance(level, int):
+        return level
+    number = logging.getLevelName(level.upper())
+    if not isinstance(number, int):
+        raise ValueError(f"unknown log level {level!r}")
+    return number
+
+
+def _stream_of(handler: logging.Handler) -> object:
+    sink = getattr(handler, "sink", None)
+    return getattr(sink, "stream", None)
+
+
+def _formatter(
+    format: Format, service_name: str | None, redact: bool, stream: object
+) -> logging.Formatter:
+    redactor = None if redact else Redactor(enabled=False)
+    if format == "json":
+        return JsonFormatter(service_name=service_name, redactor=redactor)
+    if format == "human":
+        return HumanFormatter(color=stream_supports_color(stream), redactor=redactor)
+    raise ValueError(f"format must be 'json' or 'human', got {format!r}")
+
+
+def _writer(
+    sink: Sink, formatter: logging.Formatter, non_blocking: bool, queue_size: int
+) -> logging.Handler:
+    if non_blocking:
+        return NonBlockingHandler(sink, formatter=formatter, max_queue=queue_size)
+    return _SinkHandler(sink, formatter)
+
+
+def configure(
+    *,
+    format: Format = "json",
+    level: int | str | None = None,
+    outputs: Iterable[Output] = ("console",),
+    stream: IO[str] | IO[bytes] | None = None,
+    file: str | None = None,
+    file_max_bytes: int | None = None,
+    file_backup_count: int = 5,
+    file_rotate_when: str | None = None,
+    non_blocking: bool = True,
+    queue_size: int = 10_000,
+    memory_capacity: int = 1000,
+    service_name: str | None = None,
+    redact: bool = True,
+) -> LoggingSetup:
+    """Add correlated ``json`` or ``human`` output for every logger to the root logger.
+
+    ``outputs``: ``console`` (``stream``, standard error by default), ``file`` (``file``,
+    rotated at ``file_max_bytes`` and/or ``file_rotate_when`` — ``S``, ``M``, ``H``, ``D``
+    or ``midnight``), ``memory`` (a ring buffer of ``memory_capacity`` records, queried
+    through :func:`memory_log`). With ``non_blocking`` the console and file writes happen
+    on a background thread; ``queue_size`` bounds what may wait, and records beyond it are
+    dropped and counted, never blocking the program. ``level`` sets the root logger's
+    level; without it the program's level stays.
+    """
+    global _current
+    install_trace_level()
+    chosen = tuple(dict.fromkeys(outputs))
+    unknown = [name for name in chosen if name not in ("console", "file", "memory")]
+    if unknown or not chosen:
+        raise ValueError(f"outputs must be console, file or memory, got {list(chosen)!r}")
+    if "file" in chosen and not file:
+        raise ValueError("the file output needs file=<path>")
+    handlers: list[logging.Handler] = []
+    memory = None
+    if "console" in chosen:
+        console = stream if stream is not None else sys.stderr
+        formatter = _formatter(format, service_name, redact, console)
+        handlers.append(_writer(StreamSink(console), formatter, non_blocking, queue_size))
+    if "file" in chosen and file:
+        sink = FileSink(
+            file,
+            max_bytes=file_max_bytes,
+            backup_count=file_backup_count,
+            when=file_rotate_when,
+        )
+        formatter = _formatter(format, service_name, redact, None)
+        handlers.append(_writer(sink, formatter, non_blocking, queue_size))
+    if "memory" in chosen:
+        memory = RingBufferHandler(memory_capacity, context_provider=bound)
+        memory.setFormatter(_formatter(format, service_name, redact, None))
+        handlers.append(memory)
+    setup = LoggingSetup(tuple(handlers), memory, format, service_name, redact)
+    root = logging.getLogger()
+    with _current_lock:
+        previous, _current = _current, setup
+    if previous is not None:
+        previous.close()
+    with _current_lock:
+        for handler in handlers:
+            setattr(handler, OUR_HANDLER_MARK, True)
+            root.addHandler(handler)
+    keep_basic_config_working()  # the program's own basicConfig() still takes effect
+    if level is not None:
+        setup.set_level(level)
+    _register_drop_counter()
+    return setup
+
+
+def configure_from_settings(settings: LogSettings, service_name: str | None) -> LoggingSetup | None:
+    """The launcher's path: ``OTEL_RESILIENCE_LOG_*`` as parsed by :mod:`config`."""
+    if settings.format == "none":
+        if settings.level is not None:
+            install_trace_level()
+            logging.getLogger().setLevel(_level_number(settings.level))
+        return None
+    every: tuple[Output, ...] = ("console", "file", "memory")
+    outputs: Sequence[Output] = tuple(name for name in every if name in settings.outputs)
+    return configure(
+        format=settings.format,
+        level=settings.level,
+        outputs=outputs,
+        file=settings.file,
+        file_max_bytes=settings.file_max_bytes,
+        file_backup_count=settings.file_backup_count,
+        non_blocking=settings.non_blocking,
+        queue_size=settings.queue_size,
+        service_name=service_name,
+        redact=settings.redact,
+    )
+
+
+def current_setup() -> LoggingSetup | None:
+    """The set-up :func:`configure` made last, if any."""
+    return _current
+
+
+def memory_log() -> RingBufferHandler | None:
+    """The in-memory ring buffer of the current set-up (the ``memory`` output), if any."""
+    return None if _current is None else _current.memory
+
+
+def get_logger(name: str | None = None) -> logging.Logger:
+    """``logging.getLogger(name)``, with the ``TRACE`` level and ``logger.trace()`` available.
+
+    A plain standard ``Logger``: there is no parallel logging universe, and records of
+    loggers obtained any other way are formatted and correlated alike.
+    """
+    install_trace_level()
+    return logging.getLogger(name)
+
+
+_drop_counter_registered = False
+
+
+def _observe_drops(options: CallbackOptions) -> Iterable[Observation]:
+    setup = _current
+    yield Observation(0 if setup is None else setup.dropped)
+
+
+def _register_drop_counter() -> None:
+    """``resilience.log.records.dropped``, read from the writers at collection time."""
+    global _drop_counter_registered  # noqa: PLW0603 - one instrument per process
+    with _current_lock:
+        if _drop_counter_registered:
+            return
+        _drop_counter_registered = True
+    metrics.get_meter("otel_resilience", __version__).create_observable_counter(
+        "resilience.log.records.dropped",
+        callbacks=[_observe_drops],
+        unit="{record}",
+        description="Log records dropped because the non-blocking writer's queue was full.",
+    )

@@ -1,0 +1,169 @@
+"""One call configures correlated logging; under the launcher, environment variables do."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from instrumented_run import run_instrumented
+from opentelemetry.sdk.trace import TracerProvider
+from otlp_receiver import OtlpReceiver
+
+from otel_resilience import logs
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Each test's set-up is removed again, and the root logger's level put back."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    basic_config = logging.basicConfig
+    yield
+    setup = logs.current_setup()
+    if setup is not None:
+        setup.close()
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    logging.basicConfig = basic_config
+
+
+def lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_program_and_library_records_carry_the_span_ids_and_the_bound_context() -> None:
+    stream = io.StringIO()
+    logs.configure(format="json", level="INFO", stream=stream, non_blocking=False)
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("checkout") as span, logs.bind(request_id="r-1"):
+        logs.get_logger("shop.orders").info("order placed", extra={"order_id": 7})
+        logging.getLogger("urllib3.connectionpool").warning("retrying")  # a library's logger
+    logging.getLogger("shop").info("outside any span")
+
+    inside_app, inside_library, outside = lines(stream)
+    context = span.get_span_context()
+    for record in (inside_app, inside_library):
+        assert record["trace_id"] == f"{context.trace_id:032x}"
+        assert record["span_id"] == f"{context.span_id:016x}"
+        assert record["request_id"] == "r-1"
+    assert inside_app["order_id"] == 7
+    assert inside_library["logger"] == "urllib3.connectionpool"
+    assert "trace_id" not in outside
+    assert "request_id" not in outside
+    assert set(inside_app) <= set(logs.JSON_FIELDS) | {"request_id", "order_id"}
+
+
+def test_the_programs_levels_stay_unless_a_level_is_asked_for() -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.ERROR)
+    stream = io.StringIO()
+    logs.configure(format="json", stream=stream, non_blocking=False)
+    assert root.level == logging.ERROR
+    logging.getLogger("app").warning("filtered by the program's own level")
+    assert stream.getvalue() == ""
+
+    logs.current_setup().set_level("TRACE")  # type: ignore[union-attr]
+    logs.get_logger("app").trace("very fine detail")  # type: ignore[attr-defined]
+    (record,) = lines(stream)
+    assert record["level"] == "TRACE"
+    assert root.level == logs.TRACE
+
+
+def test_a_later_basic_config_of_the_program_still_takes_effect() -> None:
+    logs.configure(format="json", stream=io.StringIO(), non_blocking=False)
+    root = logging.getLogger()
+    # as in a fresh program: only our handler on the root logger (not pytest's own)
+    root.handlers = [h for h in root.handlers if getattr(h, "_otel_resilience_handler", False)]
+    program_output = io.StringIO()
+    logging.basicConfig(stream=program_output, format="%(levelname)s %(message)s")
+    logging.getLogger("app").warning("hello")
+    assert program_output.getvalue() == "WARNING hello\n"
+
+
+def test_format_changes_at_runtime() -> None:
+    stream = io.StringIO()
+    setup = logs.configure(format="json", level="INFO", stream=stream, non_blocking=False)
+    logging.getLogger("app").info("as json")
+    setup.set_format("human")
+    logging.getLogger("app").info("as a line")
+    first, second = stream.getvalue().splitlines()
+    assert json.loads(first)["message"] == "as json"
+    assert "as a line" in second
+    assert "INFO" in second
+    assert not second.startswith("{")
+
+
+def test_the_memory_output_answers_queries_by_trace() -> None:
+    logs.configure(format="json", level="INFO", outputs=["memory"], memory_capacity=10)
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("request") as span:
+        logging.getLogger("app").info("in the request")
+    logging.getLogger("app").info("elsewhere")
+    memory = logs.memory_log()
+    assert memory is not None
+    trace_id = f"{span.get_span_context().trace_id:032x}"
+    (entry,) = memory.entries(trace_id=trace_id)
+    assert entry.message == "in the request"
+    assert len(memory) == 2
+
+
+def test_the_file_output_is_written_by_the_background_writer(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    setup = logs.configure(format="json", level="INFO", outputs=["file"], file=str(path))
+    for number in range(500):
+        logging.getLogger("app").info("record %d", number)
+    setup.close()  # writes out what is queued
+    messages = [json.loads(line)["message"] for line in path.read_text().splitlines()]
+    assert messages == [f"record {number}" for number in range(500)]
+
+
+def test_bad_arguments_get_clear_errors() -> None:
+    with pytest.raises(ValueError, match="outputs must be console, file or memory"):
+        logs.configure(outputs=["syslog"])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="file=<path>"):
+        logs.configure(outputs=["file"])
+    assert logs.current_setup() is None
+
+
+APP = """
+import logging
+from opentelemetry import trace
+from otel_resilience import logs
+
+tracer = trace.get_tracer("app")
+with tracer.start_as_current_span("handle-order"), logs.bind(request_id="r-9"):
+    logging.getLogger("app.orders").warning("order %s placed", 42, extra={"password": "s3cret"})
+logging.getLogger("app").warning("done")
+"""
+
+
+def test_under_the_launcher_json_lines_match_the_exported_spans(
+    otlp_receiver: OtlpReceiver,
+) -> None:
+    run = run_instrumented(
+        APP,
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.grpc_endpoint,
+            "OTEL_SERVICE_NAME": "shop",
+            "OTEL_RESILIENCE_LOG_FORMAT": "json",
+        },
+    ).check()
+    records = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    order, done = records
+    (span,) = otlp_receiver.wait_for_spans()
+    assert span.name == "handle-order"
+    assert order["trace_id"] == span.trace_id
+    assert order["span_id"] == span.span_id
+    assert order["message"] == "order 42 placed"
+    assert order["request_id"] == "r-9"
+    assert order["service.name"] == "shop"
+    assert order["password"] == "[REDACTED]"
+    assert "trace_id" not in done
+    assert "s3cret" not in run.stderr
+    assert otlp_receiver.wait_for_metric("resilience.log.records.dropped")
