@@ -224,7 +224,9 @@ class OutgoingDb:
                 jitter=settings.jitter,
                 retry_on=(
                     lambda error: (
-                        isinstance(error, Exception) and library.unavailable(error) is True
+                        isinstance(error, Exception)
+                        and library.unavailable(error) is True
+                        and _may_run_again()
                     ),
                 ),
                 budget=RetryBudget(settings.budget_ratio),

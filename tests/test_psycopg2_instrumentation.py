@@ -264,6 +264,27 @@ def test_statements_are_never_retried_inside_a_transaction(table: str) -> None:
         connection.close()
 
 
+def test_a_statement_is_not_retried_on_a_connection_that_was_lost(
+    tcp_proxy: Callable[[str, int], TcpProxy],
+) -> None:
+    """psycopg2 does not reconnect: a retry could only fail again, hiding the real error."""
+    proxy = tcp_proxy("127.0.0.1", 5432)
+    dsn = f"host=127.0.0.1 port={proxy.port} dbname=test user=postgres"
+    for instrumented in instrument_with(
+        Psycopg2Instrumentor(),
+        BreakerPolicy(consecutive_failures=10),
+        retries=2,
+        retry_read_only=True,
+    ):
+        connection = psycopg2.connect(dsn)
+        connection.autocommit = True
+        proxy.cut()
+        with pytest.raises(psycopg2.OperationalError), connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        assert [span.name for span in instrumented.finished()] == ["SELECT test"]
+        connection.close()
+
+
 def test_uninstrument_restores_the_original_connect() -> None:
     original = psycopg2.connect
     instrumentor = Psycopg2Instrumentor()

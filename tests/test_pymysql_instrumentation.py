@@ -162,7 +162,9 @@ def test_wrong_credentials_are_not_a_failure_and_the_password_appears_nowhere(
     for user in ("root", f"nobody_{uuid.uuid4().hex[:8]}"):
         with pytest.raises(pymysql.err.OperationalError) as denied:
             pymysql.connect(host=HOST, port=PORT, user=user, password=password, database=DATABASE)
-        assert denied.value.args[0] == 1045  # access denied: the server answered
+        # access denied (1698: MariaDB's answer for root when its unix_socket plugin is
+        # tried first): either way the server answered
+        assert denied.value.args[0] in (1045, 1698)
         assert not isinstance(denied.value, CircuitOpenError)
     breaker = instrumented.registry.get(KEY)
     assert (breaker.stats.calls, breaker.stats.failures) == (2, 0)  # and not retried
