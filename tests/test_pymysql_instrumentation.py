@@ -172,6 +172,22 @@ def test_wrong_credentials_are_not_a_failure_and_the_password_appears_nowhere(
     assert password not in caplog.text
 
 
+def test_a_statement_is_not_retried_on_a_connection_that_was_lost(
+    tcp_proxy: ProxyFactory,
+) -> None:
+    """PyMySQL does not reconnect: a retry could only fail again, hiding the real error."""
+    proxy = tcp_proxy(HOST, PORT)
+    for instrumented in instrument_with(
+        PyMySQLInstrumentor(), PATIENT, retries=2, retry_read_only=True
+    ):
+        connection = connect(proxy.port, autocommit=True)
+        proxy.cut()
+        with pytest.raises(pymysql.err.OperationalError) as lost, connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        assert lost.value.args[0] in (2006, 2013)
+        assert [span.name for span in instrumented.finished()] == ["SELECT test"]
+
+
 def test_an_unknown_database_is_not_a_failure(instrumented: Instrumented) -> None:
     database = f"missing_{uuid.uuid4().hex}"
     with pytest.raises(pymysql.err.OperationalError) as unknown:

@@ -139,13 +139,16 @@ class _PyMySQL:
         return endpoint
 
     def in_transaction(self, connection: Any) -> bool:
-        """Whether the server may hold an open transaction for this connection.
+        """Whether the server may hold an open transaction for this connection, or the
+        connection is gone: either way a statement must not be retried on it.
 
         ``server_status`` is the server's own word, but PyMySQL reads it from OK packets
         only, not after a result set: without autocommit, a SELECT opens a transaction
         that ``server_status`` does not show. So, without autocommit, any statement since
         the last commit, rollback or connect (PyMySQL's ``_result``) counts as one.
         """
+        if not getattr(connection, "open", True):
+            return True  # lost or closed: PyMySQL does not reconnect, so nothing can run again
         status = getattr(connection, "server_status", None)
         if not isinstance(status, int):
             return True
