@@ -71,7 +71,8 @@ def test_statements_get_spans_and_duration_points(instrumented: Instrumented, ta
     connection.commit()
     connection.close()
 
-    insert, select = instrumented.finished()
+    insert, select, commit = instrumented.finished()
+    assert commit.name == "COMMIT test"  # a round trip of its own
     assert select.name == f"SELECT {table}"
     assert select.kind is SpanKind.CLIENT
     assert dict(select.attributes or {}) == {
@@ -87,7 +88,11 @@ def test_statements_get_spans_and_duration_points(instrumented: Instrumented, ta
     assert insert.attributes["db.query.text"] == f"INSERT INTO {table} (email) VALUES (%s)"
     assert "alice@example.com" not in everything_recorded(instrumented)
     points = instrumented.duration_points(DURATION)
-    assert sorted(p.attributes["db.operation.name"] for p in points) == ["INSERT", "SELECT"]
+    assert sorted(p.attributes["db.operation.name"] for p in points) == [
+        "COMMIT",
+        "INSERT",
+        "SELECT",
+    ]
     assert all(p.attributes["db.system.name"] == "postgresql" for p in points)
 
 
@@ -126,6 +131,7 @@ def test_the_traced_connection_works_with_psycopg2s_own_functions(
         f"SELECT {table}",
         "SELECT test",
         f"SELECT {table}",
+        "ROLLBACK test",
     ]
     assert "a@example.com" not in everything_recorded(instrumented)
 

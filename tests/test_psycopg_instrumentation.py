@@ -150,7 +150,13 @@ def test_conn_execute_executemany_and_every_cursor_kind_make_one_span_per_call(
             server_cursor.execute(f"SELECT id FROM {table}")
             assert server_cursor.fetchall() == [(1,), (2,)]
     names = [span.name for span in instrumented.finished()]
-    assert names == [f"SELECT {table}", f"INSERT {table}", f"SELECT {table}", f"SELECT {table}"]
+    assert names == [
+        f"SELECT {table}",
+        f"INSERT {table}",
+        f"SELECT {table}",
+        f"SELECT {table}",
+        "COMMIT test",  # leaving the block commits what the statements opened: a round trip
+    ]
     # ClientCursor merges the value into the text when sending; the span has the placeholder.
     assert attributes(instrumented.finished()[2])["db.query.text"] == (
         f"SELECT name FROM {table} WHERE id = %s"
@@ -168,7 +174,8 @@ def test_a_composed_query_is_rendered_and_its_literals_sanitised(
     )
     with connect() as conn:
         conn.execute(query)
-    (span,) = instrumented.finished()
+    span, commit = instrumented.finished()
+    assert commit.name == "COMMIT test"
     assert span.name == f"SELECT {table}"
     assert attributes(span)["db.collection.name"] == table
     assert attributes(span)["db.query.text"] == (
@@ -339,8 +346,9 @@ def test_connecting_and_statements_share_the_endpoints_breaker(
         KEY,
         f"postgresql:///{DATABASE}",  # a Unix-domain socket: no host, no port
     }
-    assert instrumented.registry.get(KEY).stats.successes == 4  # two connects, two statements
-    assert instrumented.registry.get(f"postgresql:///{DATABASE}").stats.successes == 2
+    # two connects, two statements, and the two commits that leaving the blocks made
+    assert instrumented.registry.get(KEY).stats.successes == 6
+    assert instrumented.registry.get(f"postgresql:///{DATABASE}").stats.successes == 3
     socket_span = instrumented.finished()[-1]
     assert "server.address" not in attributes(socket_span)
     assert attributes(socket_span)["db.namespace"] == DATABASE
@@ -441,13 +449,15 @@ def test_async_statements_are_spans(instrumented: Instrumented, table: str) -> N
         f"SELECT {table}",
         f"SELECT {table}",
         "SELECT no_such_table_here",
+        "COMMIT test",  # leaving the block commits (the server rolls the failed one back)
     ]
     assert attributes(spans[2])["db.query.text"] == f'SELECT * FROM "{table}" WHERE name = ?'
-    assert attributes(spans[-1])["error.type"] == "42P01"
+    assert attributes(spans[-2])["error.type"] == "42P01"
     assert "secret" not in everything_recorded(instrumented)
-    # One point per operation, table and error.type: INSERT t, SELECT t, failed SELECT.
-    assert sum(point.count for point in instrumented.duration_points(DURATION)) == 5
-    assert len(instrumented.duration_points(DURATION)) == 3
+    # One point per operation, table and error.type: INSERT t, SELECT t, failed SELECT,
+    # ROLLBACK.
+    assert sum(point.count for point in instrumented.duration_points(DURATION)) == 6
+    assert len(instrumented.duration_points(DURATION)) == 4
 
 
 def test_async_connect_and_statements_go_through_the_breaker(tcp_proxy: ProxyFactory) -> None:
@@ -505,7 +515,7 @@ def test_psycopg_own_functions_take_an_instrumented_connection(
         cursor = conn.execute("SELECT %s::jsonb", [Jsonb({"b": 1, "a": 2})])
         assert cursor.fetchone() == ({"a": 2, "b": 1},)
         assert conn.adapters is not None
-    assert len(instrumented.finished()) == 1
+    assert [span.name for span in instrumented.finished()] == ["SELECT test", "COMMIT test"]
 
 
 def test_suppressed_statements_pass_through(instrumented: Instrumented) -> None:
@@ -519,7 +529,7 @@ def test_resilience_can_be_turned_off_while_telemetry_stays() -> None:
     for instrumented in instrument(resilience=False):
         with connect() as conn:
             conn.execute("SELECT 1")
-        assert len(instrumented.finished()) == 1
+        assert [span.name for span in instrumented.finished()] == ["SELECT test", "COMMIT test"]
         assert len(instrumented.registry) == 0
 
 
@@ -622,7 +632,7 @@ def test_with_the_upstream_instrumentor_installed_there_is_one_span_per_statemen
         args=[f"host={HOST} port={PORT} dbname={DATABASE} user={USER}"],
         env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.grpc_endpoint},
     ).check()
-    (span,) = otlp_receiver.wait_for_spans()
-    assert span.scope_name == "otel_resilience.instrumentation.psycopg"
-    assert span.name == "SELECT test"
-    assert len(otlp_receiver.spans()) == 1
+    spans = otlp_receiver.wait_for_spans(count=2)
+    assert {span.scope_name for span in spans} == {"otel_resilience.instrumentation.psycopg"}
+    assert [span.name for span in spans] == ["SELECT test", "COMMIT test"]
+    assert len(otlp_receiver.spans()) == 2  # none from upstream's instrumentor

@@ -122,6 +122,7 @@ def test_a_traced_connection_is_still_a_sqlite3_connection(
     connection.close()
     names = [span.name for span in instrumented.finished()]
     assert names.count("SELECT users") == 3  # emails(), the AppCursor one, and the copy's
+    assert f"COMMIT {database}" in names  # a commit is a statement of its own
 
 
 def test_sqlite_has_no_breaker_by_default(instrumented: Instrumented, database: Path) -> None:

@@ -63,6 +63,7 @@ A call the breaker rejects raises :class:`PsycopgCircuitOpenError`, which is als
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import threading
@@ -203,6 +204,25 @@ _CURSOR_METHODS: tuple[tuple[type, str], ...] = (
     (psycopg.Cursor, "executemany"),
     (psycopg.ServerCursor, "execute"),
 )
+
+
+def _transaction_open(connection: Any) -> bool:
+    """Whether a commit or rollback now would go to the server (else psycopg does nothing)."""
+    try:
+        return bool(connection.info.transaction_status != pq.TransactionStatus.IDLE)
+    except Exception:  # a closed connection: let psycopg say so, untraced
+        return False
+
+
+# A commit or rollback is a round trip of its own: it can fail, and take time.
+_CONNECTION_METHODS: tuple[tuple[type, str], ...] = (
+    (psycopg.Connection, "commit"),
+    (psycopg.Connection, "rollback"),
+)
+_ASYNC_CONNECTION_METHODS: tuple[tuple[type, str], ...] = (
+    (psycopg.AsyncConnection, "commit"),
+    (psycopg.AsyncConnection, "rollback"),
+)
 _ASYNC_CURSOR_METHODS: tuple[tuple[type, str], ...] = (
     (psycopg.AsyncCursor, "execute"),
     (psycopg.AsyncCursor, "executemany"),
@@ -270,6 +290,28 @@ class PsycopgInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
             return traced_method
 
+        def connection_method(method: str) -> Callable[..., Any]:
+            def traced_method(
+                wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: Any
+            ) -> Any:
+                call = functools.partial(wrapped, *args, **kwargs)
+                if not _transaction_open(instance):
+                    return call()  # nothing to commit or roll back: no round trip, no span
+                return traced.run(instance, method, call, (method.upper(),), {})
+
+            return traced_method
+
+        def async_connection_method(method: str) -> Callable[..., Any]:
+            async def traced_method(
+                wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: Any
+            ) -> Any:
+                call = functools.partial(wrapped, *args, **kwargs)
+                if not _transaction_open(instance):
+                    return await call()
+                return await traced.run_async(instance, method, call, (method.upper(),), {})
+
+            return traced_method
+
         wrapt.wrap_function_wrapper(psycopg.Connection, "connect", connect)
         wrapt.wrap_function_wrapper(psycopg, "connect", connect)  # a bound Connection.connect
         wrapt.wrap_function_wrapper(psycopg.AsyncConnection, "connect", connect_async)
@@ -277,10 +319,19 @@ class PsycopgInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrapt.wrap_function_wrapper(owner, method, cursor_method(method))
         for owner, method in _ASYNC_CURSOR_METHODS:
             wrapt.wrap_function_wrapper(owner, method, async_cursor_method(method))
+        for owner, method in _CONNECTION_METHODS:
+            wrapt.wrap_function_wrapper(owner, method, connection_method(method))
+        for owner, method in _ASYNC_CONNECTION_METHODS:
+            wrapt.wrap_function_wrapper(owner, method, async_connection_method(method))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         _restore_classmethod(psycopg.Connection, "connect")
         _restore_classmethod(psycopg.AsyncConnection, "connect")
         unwrap(psycopg, "connect")
-        for owner, method in _CURSOR_METHODS + _ASYNC_CURSOR_METHODS:
+        for owner, method in (
+            _CURSOR_METHODS
+            + _ASYNC_CURSOR_METHODS
+            + _CONNECTION_METHODS
+            + _ASYNC_CONNECTION_METHODS
+        ):
             unwrap(owner, method)

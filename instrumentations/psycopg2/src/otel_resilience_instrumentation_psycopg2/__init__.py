@@ -15,7 +15,9 @@ driver's own ``connection_factory`` a subclass of the connection class asked for
 ``cursor()`` makes subclasses of the cursor class asked for (``cursor_factory``, per call or
 per connection). A traced connection *is* a psycopg2 connection.
 
-Covered: ``execute``, ``executemany``, ``callproc`` and ``copy_expert`` on every cursor;
+Covered: ``execute``, ``executemany``, ``callproc`` and ``copy_expert`` on every cursor, and
+the connection's ``commit()`` and ``rollback()`` (spans ``COMMIT`` and ``ROLLBACK``; the
+commit of ``with connection:`` happens in C and is not seen);
 connecting goes through the database's breaker and is retried when the server is
 unavailable. A ``connection_factory`` that is a function rather than a connection class
 gets the breaker on connect but no spans (there is no class to extend); asynchronous
@@ -50,6 +52,7 @@ __all__ = ["Psycopg2CircuitOpenError", "Psycopg2Instrumentor"]
 
 _CURSOR_METHODS = ("execute", "executemany", "callproc", "copy_expert")
 _ENDPOINT_ATTRIBUTE = "_otel_resilience_endpoint"
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 
 
 class Psycopg2CircuitOpenError(CircuitOpenError, psycopg2.OperationalError):
@@ -102,6 +105,18 @@ def _traced_connection_class(traced: TracedSql, base: type) -> type:
             if isinstance(factory, type) and not getattr(factory, "_otel_resilience_traced", False):
                 factory = traced.cursor_class(factory, _CURSOR_METHODS, "connection")
             return super().cursor(*args, **{**kwargs, "cursor_factory": factory})
+
+        # A commit or rollback is a round trip of its own: it can fail, and take time.
+        # Without an open transaction psycopg2 sends nothing: no span for a no-op.
+        def commit(self) -> None:
+            if self.closed or self.info.transaction_status == _IDLE:
+                return super().commit()  # type: ignore[no-any-return]
+            traced.run(self, "commit", super().commit, ("COMMIT",), {})
+
+        def rollback(self) -> None:
+            if self.closed or self.info.transaction_status == _IDLE:
+                return super().rollback()  # type: ignore[no-any-return]
+            traced.run(self, "rollback", super().rollback, ("ROLLBACK",), {})
 
     TracedConnection.__name__ = TracedConnection.__qualname__ = f"Traced{base.__name__}"
     TracedConnection.__module__ = base.__module__

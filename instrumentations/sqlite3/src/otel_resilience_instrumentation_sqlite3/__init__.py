@@ -15,7 +15,9 @@ subclasses of the cursor class asked for. A traced connection therefore *is* a
 ``sqlite3.Connection``: it goes to ``sqlite3``'s own functions, backups and adapters
 unchanged. ``execute``, ``executemany`` and ``executescript`` are covered on cursors and on
 the connection itself (whose shortcuts the C code runs without calling the cursor's
-methods, and which the upstream instrumentation misses).
+methods, and which the upstream instrumentation misses), and so are ``commit()`` and
+``rollback()`` (spans ``COMMIT`` and ``ROLLBACK``; the C code's own implicit commits, as in
+``with connection:``, are not seen).
 
 SQLite has no network, so its breakers and retries are off by default
 (``OTEL_RESILIENCE_DISABLED`` lists ``sqlite3``); when turned on, one breaker per database
@@ -123,6 +125,18 @@ def _traced_connection_class(traced: TracedSql, base: type[sqlite3.Connection]) 
 
         def executescript(self, *args: Any, **kwargs: Any) -> Any:
             return self.cursor().executescript(*args, **kwargs)
+
+        # A commit or rollback is a statement of its own: it can fail, and take time.
+        # Without an open transaction sqlite3 does nothing: no span for a no-op.
+        def commit(self) -> None:
+            if not self.in_transaction:
+                return super().commit()  # type: ignore[no-any-return]
+            traced.run(self, "commit", super().commit, ("COMMIT",), {})
+
+        def rollback(self) -> None:
+            if not self.in_transaction:
+                return super().rollback()  # type: ignore[no-any-return]
+            traced.run(self, "rollback", super().rollback, ("ROLLBACK",), {})
 
     TracedConnection.__name__ = TracedConnection.__qualname__ = f"Traced{base.__name__}"
     TracedConnection.__module__ = base.__module__
