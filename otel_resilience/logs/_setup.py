@@ -20,7 +20,7 @@ from typing import IO, Literal
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from otel_resilience._log_bridge import keep_basic_config_working
+from otel_resilience._log_bridge import keep_basic_config_working, keep_logging_config_working
 from otel_resilience._version import __version__
 from otel_resilience.config import LogSettings
 from otel_resilience.logs._async_handler import FileSink, NonBlockingHandler, Sink, StreamSink
@@ -223,6 +223,7 @@ def configure(
             setattr(handler, OUR_HANDLER_MARK, True)
             root.addHandler(handler)
     keep_basic_config_working()  # the program's own basicConfig() still takes effect
+    keep_logging_config_working()  # and its dictConfig()/fileConfig() keep ours in place
     if level is not None:
         setup.set_level(level)
     _register_drop_counter()

@@ -1,0 +1,352 @@
+"""Send ``logging`` records to an OTel logger provider, shaped like our JSON lines.
+
+:class:`OtlpLogHandler` replaces the SDK's ``LoggingHandler`` (deprecated in SDK 1.45). It
+uses only the public Logs API: ``logger_provider.get_logger(name)`` once per logger name,
+then ``Logger.emit(timestamp=..., context=..., severity_number=..., ...)`` per record (the
+keyword form; the ``LogRecord`` form is equally current, but would build a record only for
+the SDK to copy its fields). What a record becomes:
+
+==========================  ==================================================================
+OTLP field                  from
+==========================  ==================================================================
+``time_unix_nano``          ``record.created``
+``trace_id``, ``span_id``,  the span current when the record is emitted: the OTel context is
+``flags``                   passed as ``context``, so the ids travel in their own fields and
+                            are never repeated as attributes
+``severity_number``         ``TRACE`` (5) -> TRACE, ``DEBUG`` -> DEBUG, ``INFO`` -> INFO,
+                            ``WARNING`` -> WARN, ``ERROR`` -> ERROR, ``CRITICAL`` -> FATAL; a
+                            custom level takes the number of the nearest standard level below
+                            it (25 -> INFO, 60 -> FATAL, 1 to 4 -> TRACE, 0 -> UNSPECIFIED)
+``severity_text``           the level name (``TRACE`` even when the name was not installed),
+                            except ``WARNING`` -> ``WARN`` and ``CRITICAL`` -> ``FATAL``, the
+                            data model's display names, as the SDK's handler sends them
+``body``                    ``record.getMessage()``; if that raises, the raw message and
+                            ``repr(args)``, with ``otel_resilience.format_error`` saying why
+``attributes``              as the JSON line's fields, same names, same order: ``code.*``
+                            (only with ``include_source``), ``exception.type`` (fully
+                            qualified), ``exception.message``, ``exception.stacktrace``,
+                            ``code.stacktrace`` (``stack_info``), then the bound context, then
+                            the ``extra=`` fields, both through the redactor, with the JSON
+                            formatter's rules for colliding names (``context.<name>``,
+                            ``extra.<name>``)
+==========================  ==================================================================
+
+Attribute values are OTel attribute types: ``str``, ``bool``, ``int`` (within 64 bits,
+larger ones as their decimal string) and ``float`` as they are; a list or tuple whose items
+are all of one of those types as a tuple; enums their value, dates and times ISO 8601,
+UUIDs their string; anything else (None, bytes, mappings, sets, mixed sequences, other
+objects) its ``repr``, which is where a redacted nested secret shows as ``[REDACTED]``.
+Strings with lone surrogates (undecodable file names) are escaped, since protobuf refuses
+them (the exporter would drop such an attribute, and fail the whole batch for such a body).
+None of this raises.
+
+What the handler does not send back into the pipeline: records logged while
+instrumentation is suppressed (the SDK's batch processor suppresses it around each export,
+so an exporter's "failed to export" records would otherwise be exported, fail, and be
+logged again; a program's own records inside ``suppress_instrumentation`` are skipped too,
+as instrumentations skip them), and records logged on a thread that is already
+inside this handler's ``emit`` (the SDK logs warnings from within ``emit`` itself, about
+full queues or dropped attributes). Both still reach the program's other handlers.
+
+``flush`` does not flush the provider: ``logging.shutdown`` and ``dictConfig`` call it, and
+an exporter facing a dead collector would hold them for its whole timeout. The provider's
+owner flushes and shuts it down (the launcher's bounded shutdown, at exit). ``close`` does
+not shut the provider down either, and records emitted after it are still sent.
+
+Cost: the SDK ``Logger`` of each logger name is cached (the SDK's handler looks it up per
+record, under a lock); ``code.*`` is only read when asked; the bound context is redacted
+and converted once per bound mapping when its values are constants.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import logging
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Final
+
+from opentelemetry._logs import Logger as OtelLogger
+from opentelemetry._logs import LoggerProvider, NoOpLogger, SeverityNumber, get_logger_provider
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_current
+
+from otel_resilience.logs._context import bound, holds_only_constants
+from otel_resilience.logs._json_format import (
+    JSON_FIELDS,
+    clean_text,
+    exception_type_name,
+    formatted_traceback,
+    record_extras,
+    record_message,
+    safe_repr,
+)
+from otel_resilience.logs._levels import TRACE, level_name
+from otel_resilience.logs._redaction import DEFAULT_REDACTOR, Redactor
+
+__all__ = [
+    "AttributeValue",
+    "OtlpLogHandler",
+    "attribute_value",
+    "severity_number",
+    "severity_text",
+]
+
+AttributeValue = (
+    str
+    | bool
+    | int
+    | float
+    | tuple[str, ...]
+    | tuple[bool, ...]
+    | tuple[int, ...]
+    | tuple[float, ...]
+)
+"""What :func:`attribute_value` returns: an attribute value every OTLP backend accepts."""
+
+# Names the JSON formatter reserves: colliding bound and extra= fields are renamed alike.
+_RESERVED: Final = frozenset(JSON_FIELDS)
+_FORMAT_ERROR: Final = "otel_resilience.format_error"
+_TRACEBACK_FORMATTER: Final = logging.Formatter()
+_INT64: Final = range(-(2**63), 2**63)
+_PRIMITIVES: Final = frozenset({str, bool, int, float})
+_EMPTY: Final[Mapping[str, object]] = MappingProxyType({})
+
+# Standard levels from the highest down: a level takes the first whose number it reaches.
+_SEVERITIES: Final = (
+    (logging.CRITICAL, SeverityNumber.FATAL),
+    (logging.ERROR, SeverityNumber.ERROR),
+    (logging.WARNING, SeverityNumber.WARN),
+    (logging.INFO, SeverityNumber.INFO),
+    (logging.DEBUG, SeverityNumber.DEBUG),
+    (TRACE, SeverityNumber.TRACE),
+    (1, SeverityNumber.TRACE),  # finer than TRACE: the finest severity there is
+)
+_SEVERITY_OF: Final[dict[int, SeverityNumber]] = {}
+_SEVERITY_TEXT: Final = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+
+
+def severity_number(levelno: int) -> SeverityNumber:
+    """The OTel severity of a ``logging`` level: that of the nearest standard level below."""
+    severity = _SEVERITY_OF.get(levelno)
+    if severity is None:
+        severity = next(
+            (number for level, number in _SEVERITIES if levelno >= level),
+            SeverityNumber.UNSPECIFIED,
+        )
+        if len(_SEVERITY_OF) < 256:  # levels are few; a bound against odd callers
+            _SEVERITY_OF[levelno] = severity
+    return severity
+
+
+def severity_text(record: logging.LogRecord) -> str:
+    """The record's level name, with the data model's ``WARN`` and ``FATAL`` spellings."""
+    name = level_name(record)
+    return _SEVERITY_TEXT.get(name, name)
+
+
+def attribute_value(value: object) -> AttributeValue:
+    """``value`` as an OTel attribute value (see the module documentation); never raises."""
+    kind = type(value)
+    if kind is str:
+        return clean_text(value)  # type: ignore[arg-type]
+    if kind is bool or kind is float:
+        return value  # type: ignore[return-value]
+    if kind is int:
+        return value if value in _INT64 else str(value)  # type: ignore[return-value]
+    try:
+        return _other_value(value)
+    except Exception:
+        return clean_text(safe_repr(value))
+
+
+def _other_value(value: object) -> AttributeValue:
+    if isinstance(value, (list, tuple)):
+        return _sequence_value(value)
+    if isinstance(value, enum.Enum):
+        value = value.value
+        if type(value) in _PRIMITIVES:
+            return attribute_value(value)
+    # Subclasses of the primitives (bool has none) as their plain value.
+    if isinstance(value, str):
+        return clean_text(str.__str__(value))
+    if isinstance(value, int):
+        return attribute_value(int.__index__(value))
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return clean_text(safe_repr(value))
+
+
+def _sequence_value(items: Sequence[object]) -> AttributeValue:
+    """A homogeneous tuple when every item has one primitive type, else the ``repr``."""
+    if not items:
+        return ()
+    kind = type(items[0])
+    if kind in _PRIMITIVES and all(type(item) is kind for item in items):
+        if kind is str:
+            return tuple(clean_text(item) for item in items)  # type: ignore[arg-type]
+        if kind is int and not all(item in _INT64 for item in items):
+            return tuple(str(item) for item in items)
+        return tuple(items)  # type: ignore[return-value]
+    return clean_text(safe_repr(items))
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return safe_repr(value)
+
+
+class _EmitState(threading.local):
+    busy = False
+
+
+class OtlpLogHandler(logging.Handler):
+    """Emits each record to ``logger_provider`` (the global one by default) as OTLP fields.
+
+    ``redactor`` replaces the default
+    :class:`~otel_resilience.logs._redaction.Redactor` (``Redactor(enabled=False)`` turns
+    redaction off); ``include_source`` adds ``code.function.name``, ``code.file.path`` and
+    ``code.line.number``. See the module documentation for the mapping. A failure while
+    emitting is counted in :attr:`errors`; the first is also reported through the standard
+    ``handleError``, the later ones only counted.
+    """
+
+    def __init__(
+        self,
+        logger_provider: LoggerProvider | None = None,
+        *,
+        level: int | str = logging.NOTSET,
+        redactor: Redactor | None = None,
+        include_source: bool = False,
+    ) -> None:
+        super().__init__(level)
+        self.logger_provider: Final = (
+            get_logger_provider() if logger_provider is None else logger_provider
+        )
+        self.redactor: Final = DEFAULT_REDACTOR if redactor is None else redactor
+        self.include_source: Final = include_source
+        # logger name -> its OTel logger, or None when the provider gives a no-op one.
+        self._loggers: dict[str, OtelLogger | None] = {}
+        self._loggers_lock = threading.Lock()
+        self._state = _EmitState()
+        self._errors = 0
+        # One entry, replaced in one assignment: the bound mapping last prepared.
+        self._bound_cache: tuple[Mapping[str, object], dict[str, AttributeValue]] = (_EMPTY, {})
+
+    @property
+    def errors(self) -> int:
+        """Records that could not be emitted."""
+        return self._errors
+
+    def emit(self, record: logging.LogRecord) -> None:
+        state = self._state
+        if state.busy:  # logged by the SDK from within our own emit: not back into it
+            return
+        context = get_current()
+        # The key instrumentations check; the SDK's batch processor sets it around exports.
+        if context.get(_SUPPRESS_INSTRUMENTATION_KEY):  # logged by the export pipeline
+            return
+        state.busy = True
+        try:
+            try:
+                logger = self._loggers[record.name]
+            except KeyError:
+                logger = self._logger_for(record.name)
+            if logger is None:
+                return
+            severity = severity_number(record.levelno)
+            if not logger.enabled(context=context, severity_number=severity):
+                return
+            body, message_error = record_message(record)
+            logger.emit(
+                timestamp=int(record.created * 1e9),
+                context=context,
+                severity_number=severity,
+                severity_text=severity_text(record),
+                body=clean_text(body),
+                attributes=self._attributes(record, message_error),
+            )
+        except Exception:
+            self.handleError(record)
+        finally:
+            state.busy = False
+
+    def _logger_for(self, name: str) -> OtelLogger | None:
+        with self._loggers_lock:
+            if name in self._loggers:
+                return self._loggers[name]
+            logger: OtelLogger | None = self.logger_provider.get_logger(name)
+            if isinstance(logger, NoOpLogger):  # e.g. OTEL_SDK_DISABLED: skip all the work
+                logger = None
+            self._loggers[name] = logger
+            return logger
+
+    def _attributes(
+        self, record: logging.LogRecord, message_error: str | None
+    ) -> dict[str, AttributeValue] | None:
+        attributes: dict[str, AttributeValue] = {}
+        if self.include_source:
+            attributes["code.function.name"] = attribute_value(record.funcName)
+            attributes["code.file.path"] = attribute_value(record.pathname)
+            attributes["code.line.number"] = attribute_value(record.lineno)
+        exc_info = record.exc_info
+        if exc_info and exc_info[0] is not None:
+            formatter = self.formatter or _TRACEBACK_FORMATTER
+            attributes["exception.type"] = clean_text(exception_type_name(exc_info[0]))
+            attributes["exception.message"] = clean_text(_safe_str(exc_info[1]))
+            attributes["exception.stacktrace"] = clean_text(formatted_traceback(formatter, record))
+        if record.stack_info:
+            attributes["code.stacktrace"] = attribute_value(record.stack_info)
+        if message_error is not None:
+            attributes[_FORMAT_ERROR] = clean_text(message_error)
+        context = bound()
+        if context:
+            attributes.update(self._prepared_bound(context))
+        extras = record_extras(record)
+        if extras:
+            for name, value in self.redactor.redact(extras).items():
+                key = clean_text(name) if type(name) is str else safe_repr(name)
+                if key in _RESERVED:
+                    renamed = f"extra.{key}"
+                    if renamed not in attributes:
+                        attributes[renamed] = attribute_value(value)
+                    continue
+                if key in attributes:
+                    # Only a bound field can hold a non-reserved name: it moves aside.
+                    attributes.setdefault(f"context.{key}", attributes[key])
+                attributes[key] = attribute_value(value)
+        return attributes or None
+
+    def _prepared_bound(self, context: Mapping[str, object]) -> dict[str, AttributeValue]:
+        cached_context, prepared = self._bound_cache
+        if cached_context is context:
+            return prepared
+        prepared = {}
+        for name, value in self.redactor.redact(context).items():
+            key = clean_text(name)
+            converted = attribute_value(value)
+            if key in _RESERVED:
+                prepared.setdefault(f"context.{key}", converted)
+            else:
+                prepared[key] = converted
+        if holds_only_constants(context):
+            # Holding ``context`` keeps its identity from being reused by another mapping.
+            self._bound_cache = (context, prepared)
+        return prepared
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Count the failure; report only the first through the standard ``handleError``."""
+        self._errors += 1
+        if self._errors == 1:
+            super().handleError(record)
+
+    def flush(self) -> None:
+        """Nothing: the provider's owner flushes it (see the module documentation)."""
