@@ -29,6 +29,7 @@ from opentelemetry import context, metrics, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from otel_resilience._admission import admit
 from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
 from otel_resilience._retry import Retry, RetryBudget
@@ -287,7 +288,7 @@ class OutgoingDb:
         retry = self._retry(endpoint.key, "connect", breaker)
 
         async def attempt() -> T:
-            permit = self._permit(breaker)
+            permit = admit(breaker, self.library.rejection_error)
             try:
                 connection = await connect()
             except Exception as error:
@@ -298,14 +299,8 @@ class OutgoingDb:
 
         return await (attempt() if retry is None else retry.call_async(attempt))
 
-    def _permit(self, breaker: CircuitBreaker) -> CallPermit:
-        try:
-            return breaker.acquire()
-        except CircuitOpenError as rejected:
-            raise self.library.rejection_error(*rejected.args) from None
-
     def _connect_attempt(self, breaker: CircuitBreaker, connect: Callable[[], T]) -> T:
-        permit = self._permit(breaker)
+        permit = admit(breaker, self.library.rejection_error)
         try:
             connection = connect()
         except Exception as error:
@@ -402,15 +397,7 @@ class OutgoingDb:
         span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attributes)
         if breaker is None:
             return span, attributes, None
-        try:
-            permit = breaker.acquire()
-        except CircuitOpenError as rejected:
-            error = self.library.rejection_error(*rejected.args)
-            span.set_attribute("error.type", type(error).__qualname__)
-            span.set_status(Status(StatusCode.ERROR, str(error)))
-            span.end()
-            raise error from None
-        return span, attributes, permit
+        return span, attributes, admit(breaker, self.library.rejection_error, span)
 
     def _attempt(
         self,

@@ -29,6 +29,7 @@ from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from otel_resilience._admission import admit
 from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
 from otel_resilience._retry import Retry, RetryBudget, RetryDetails, current_attempt
@@ -376,14 +377,7 @@ class OutgoingHttp(Generic[ResponseT]):
         span = self._tracer.start_span(
             request.method, kind=SpanKind.CLIENT, attributes=span_attributes
         )
-        try:
-            permit = None if breaker is None else breaker.acquire()
-        except CircuitOpenError as rejected:
-            error = self.library.rejection_error(*rejected.args)
-            span.set_attribute("error.type", type(error).__qualname__)
-            span.set_status(Status(StatusCode.ERROR, str(error)))
-            span.end()
-            raise error from None
+        permit = None if breaker is None else admit(breaker, self.library.rejection_error, span)
         return span, attributes, permit
 
     def _failed(

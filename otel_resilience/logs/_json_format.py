@@ -75,10 +75,10 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Any, Final, Generic, Literal, TypeVar
 
 from otel_resilience.logs._context import bound, current_span_ids, holds_only_constants
 from otel_resilience.logs._levels import level_name
@@ -344,6 +344,42 @@ _json_encoder: Final = json.JSONEncoder(
 )
 
 
+V = TypeVar("V")
+
+
+class BoundFields(Generic[V]):
+    """The bound context as record fields: redacted, kept clear of reserved names, and
+    prepared once per bound mapping (it only changes on ``bind``), for the JSON lines and
+    the OTLP attributes alike; ``convert`` turns a (name, value) into what the output takes.
+    """
+
+    def __init__(self, redactor: Redactor, convert: Callable[[str, object], tuple[str, V]]) -> None:
+        self._redactor = redactor
+        self._convert = convert
+        # A tuple replaced in one assignment: safe across threads.
+        self._cache: tuple[Mapping[str, object], dict[str, V]] = (MappingProxyType({}), {})
+
+    def __call__(self, context: Mapping[str, object]) -> dict[str, V]:
+        cached_context, prepared = self._cache
+        if cached_context is context:
+            return prepared
+        prepared = {}
+        for name, value in self._redactor.redact(context).items():
+            key, converted = self._convert(name, value)
+            if key in _RESERVED:
+                prepared.setdefault(f"context.{key}", converted)
+            else:
+                prepared[key] = converted
+        if holds_only_constants(context):
+            # Holding ``context`` keeps its identity from being reused by another mapping.
+            self._cache = (context, prepared)
+        return prepared
+
+
+def _as_is(name: str, value: object) -> tuple[str, object]:
+    return name, value
+
+
 class JsonFormatter(logging.Formatter):
     """Formats each record as one JSON object on one line; see the module for the fields.
 
@@ -374,13 +410,10 @@ class JsonFormatter(logging.Formatter):
         self.include_thread: Final = include_thread
         self.include_source: Final = include_source
         self._use_orjson = _HAVE_ORJSON
-        # One-entry caches, each a tuple replaced in one assignment (safe across threads):
-        # the second whose date and time were formatted, and the bound mapping last prepared.
+        # A one-entry cache, a tuple replaced in one assignment (safe across threads): the
+        # second whose date and time were formatted.
         self._second: tuple[int, str] = (-1, "")
-        self._bound_cache: tuple[Mapping[str, object], dict[str, object]] = (
-            MappingProxyType({}),
-            {},
-        )
+        self._prepared_bound = BoundFields[object](self.redactor, _as_is)
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON, without a newline (the handler adds it)."""
@@ -431,21 +464,6 @@ class JsonFormatter(logging.Formatter):
         # Rounded, not truncated: a float's error must not turn .123456 into .123455.
         micros = min(int((created - second) * 1_000_000 + 0.5), 999_999)
         return "%s%06dZ" % (cached[1], micros)  # noqa: UP031 - faster than an f-string here
-
-    def _prepared_bound(self, context: Mapping[str, object]) -> dict[str, object]:
-        cached_context, prepared = self._bound_cache
-        if cached_context is context:
-            return prepared
-        prepared = {}
-        for key, value in self.redactor.redact(context).items():
-            if key in _RESERVED:
-                prepared.setdefault(f"context.{key}", value)
-            else:
-                prepared[key] = value
-        if holds_only_constants(context):
-            # Holding ``context`` keeps its identity from being reused by another mapping.
-            self._bound_cache = (context, prepared)
-        return prepared
 
     def _fields(self, record: logging.LogRecord) -> dict[str, object]:
         message, message_error = record_message(record)

@@ -65,17 +65,17 @@ import enum
 import logging
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Sequence
 from typing import Final
 
 from opentelemetry._logs import Logger as OtelLogger
 from opentelemetry._logs import LoggerProvider, NoOpLogger, SeverityNumber, get_logger_provider
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_current
 
-from otel_resilience.logs._context import bound, holds_only_constants
+from otel_resilience.logs._context import bound
 from otel_resilience.logs._json_format import (
     JSON_FIELDS,
+    BoundFields,
     clean_text,
     exception_type_name,
     formatted_traceback,
@@ -112,7 +112,6 @@ _FORMAT_ERROR: Final = "otel_resilience.format_error"
 _TRACEBACK_FORMATTER: Final = logging.Formatter()
 _INT64: Final = range(-(2**63), 2**63)
 _PRIMITIVES: Final = frozenset({str, bool, int, float})
-_EMPTY: Final[Mapping[str, object]] = MappingProxyType({})
 
 # Standard levels from the highest down: a level takes the first whose number it reaches.
 _SEVERITIES: Final = (
@@ -160,6 +159,11 @@ def attribute_value(value: object) -> AttributeValue:
         return _other_value(value)
     except Exception:
         return clean_text(safe_repr(value))
+
+
+def _attribute_field(name: str, value: object) -> tuple[str, AttributeValue]:
+    """A bound field as an OTLP attribute: a clean key, an attribute-typed value."""
+    return clean_text(name), attribute_value(value)
 
 
 def _other_value(value: object) -> AttributeValue:
@@ -239,7 +243,7 @@ class OtlpLogHandler(logging.Handler):
         self._state = _EmitState()
         self._errors = 0
         # One entry, replaced in one assignment: the bound mapping last prepared.
-        self._bound_cache: tuple[Mapping[str, object], dict[str, AttributeValue]] = (_EMPTY, {})
+        self._prepared_bound = BoundFields[AttributeValue](self.redactor, _attribute_field)
 
     @property
     def errors(self) -> int:
@@ -324,23 +328,6 @@ class OtlpLogHandler(logging.Handler):
                     attributes.setdefault(f"context.{key}", attributes[key])
                 attributes[key] = attribute_value(value)
         return attributes or None
-
-    def _prepared_bound(self, context: Mapping[str, object]) -> dict[str, AttributeValue]:
-        cached_context, prepared = self._bound_cache
-        if cached_context is context:
-            return prepared
-        prepared = {}
-        for name, value in self.redactor.redact(context).items():
-            key = clean_text(name)
-            converted = attribute_value(value)
-            if key in _RESERVED:
-                prepared.setdefault(f"context.{key}", converted)
-            else:
-                prepared[key] = converted
-        if holds_only_constants(context):
-            # Holding ``context`` keeps its identity from being reused by another mapping.
-            self._bound_cache = (context, prepared)
-        return prepared
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Count the failure; report only the first through the standard ``handleError``."""
