@@ -33,6 +33,7 @@ from otel_resilience._policy import BreakerPolicy
 __all__ = [
     "RESILIENCE_VARIABLES",
     "ExportSettings",
+    "HealthSettings",
     "RetrySettings",
     "Settings",
     "Signal",
@@ -579,6 +580,77 @@ LOG_REDACT = Variable(
     invalid_example="on",
 )
 
+METRICS_CARDINALITY_LIMIT = Variable(
+    name="OTEL_RESILIENCE_METRICS_CARDINALITY_LIMIT",
+    default=2000,
+    parse=_parse_count,
+    type_name="count",
+    expected="a positive integer",
+    meaning=(
+        "Label sets kept per `otel_resilience.metrics` instrument; further ones are added "
+        "to one overflow series labelled `otel.metric.overflow=true`, as the SDK does."
+    ),
+    invalid_example="unlimited",
+)
+
+
+def _parse_optional_port(raw: str) -> int | None:
+    return None if raw.lower() == "prometheus" else _parse_port(raw)
+
+
+HEALTH_ENABLED = Variable(
+    name="OTEL_RESILIENCE_HEALTH_ENABLED",
+    default=False,
+    parse=_parse_bool,
+    type_name="`true` or `false`",
+    expected="true or false",
+    meaning="Serve `/healthz`, `/readyz` and `/status` (see Health and status).",
+    invalid_example="yes",
+)
+HEALTH_HOST = Variable(
+    name="OTEL_RESILIENCE_HEALTH_HOST",
+    default="localhost",
+    parse=_parse_host,
+    type_name="host",
+    expected="a host name or address without spaces or slashes",
+    meaning="Address the health endpoint binds to when it has its own port.",
+    invalid_example="local host",
+)
+HEALTH_PORT: Variable[int | None] = Variable(
+    name="OTEL_RESILIENCE_HEALTH_PORT",
+    default=None,
+    parse=_parse_optional_port,
+    type_name="port or `prometheus`",
+    expected="a port number from 0 to 65535, or prometheus",
+    meaning=(
+        "Its own port for the health endpoint; `prometheus` (the default, shown as none) "
+        "serves it beside `/metrics` on the Prometheus endpoint, or on 9465 when there is "
+        "no Prometheus endpoint."
+    ),
+    invalid_example="ninety",
+)
+HEALTH_CHECK_TIMEOUT = Variable(
+    name="OTEL_RESILIENCE_HEALTH_CHECK_TIMEOUT",
+    default=2.0,
+    parse=_parse_positive_seconds,
+    type_name="seconds",
+    expected="a positive number of seconds",
+    meaning="How long one health check may take before it counts as failed.",
+    invalid_example="-1",
+)
+HEALTH_CRITICAL_BREAKERS: Variable[tuple[str, ...]] = Variable(
+    name="OTEL_RESILIENCE_HEALTH_CRITICAL_BREAKERS",
+    default=(),
+    parse=_parse_patterns,
+    type_name="comma list of patterns",
+    expected="breaker name or host patterns separated by commas, such as db.internal,*",
+    meaning=(
+        "Breakers whose open state makes `/readyz` fail (503) and the report `down`; any "
+        "other open breaker makes it `degraded` only."
+    ),
+    invalid_example="local host",
+)
+
 DISABLED = Variable(
     name="OTEL_RESILIENCE_DISABLED",
     default=frozenset({"sqlite3"}),
@@ -626,6 +698,12 @@ RESILIENCE_VARIABLES: tuple[Variable[Any], ...] = (
     LOG_NON_BLOCKING,
     LOG_QUEUE_SIZE,
     LOG_REDACT,
+    METRICS_CARDINALITY_LIMIT,
+    HEALTH_ENABLED,
+    HEALTH_HOST,
+    HEALTH_PORT,
+    HEALTH_CHECK_TIMEOUT,
+    HEALTH_CRITICAL_BREAKERS,
 )
 """Every ``OTEL_RESILIENCE_*`` variable, in the order of the README table."""
 
@@ -911,6 +989,27 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthSettings:
+    """Whether and where the health and status endpoint is served (``..._HEALTH_*``)."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: int | None = None
+    check_timeout: float = 2.0
+    critical_breakers: tuple[str, ...] = ()
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> HealthSettings:
+        return cls(
+            enabled=HEALTH_ENABLED.read(environ),
+            host=HEALTH_HOST.read(environ),
+            port=HEALTH_PORT.read(environ),
+            check_timeout=HEALTH_CHECK_TIMEOUT.read(environ),
+            critical_breakers=HEALTH_CRITICAL_BREAKERS.read(environ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the distribution reads from the environment, read once at start-up."""
 
@@ -926,6 +1025,8 @@ class Settings:
     db_retry_read_only: bool = False
     redis_retry_read_only: bool = True
     logs: LogSettings = LogSettings()
+    health: HealthSettings = HealthSettings()
+    metrics_cardinality_limit: int = 2000
 
     def resilience_enabled(self, instrumentation: str) -> bool:
         """Whether ``instrumentation`` (e.g. ``"requests"``) gets breakers and retries."""
@@ -950,6 +1051,8 @@ class Settings:
             db_retry_read_only=DB_RETRY_READ_ONLY.read(source),
             redis_retry_read_only=REDIS_RETRY_READ_ONLY.read(source),
             logs=LogSettings.from_environment(source),
+            health=HealthSettings.from_environment(source),
+            metrics_cardinality_limit=METRICS_CARDINALITY_LIMIT.read(source),
         )
 
 
