@@ -1,0 +1,322 @@
+"""The Grafana dashboards: generated from code, valid PromQL, and every panel shows data.
+
+The committed JSON under collector/grafana/dashboards/ is what users load, so the tests
+read it (after checking it is exactly the generator's output). The decisive test runs
+tests/dashboard_workload.py under the real launcher, lets a real Prometheus scrape it, and
+runs every panel's query as Grafana would: a panel that names a metric or label we do not
+emit, or that loses its data in a join, comes back empty and fails.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from instrumented_run import running_instrumented
+from prometheus_server import PrometheusServer, Sample, free_tcp_port
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAFANA = ROOT / "collector" / "grafana"
+GENERATOR = GRAFANA / "generate.py"
+DASHBOARDS = GRAFANA / "dashboards"
+PROVIDER = GRAFANA / "provisioning" / "dashboards" / "otel-resilience.yaml"
+WORKLOAD = Path(__file__).resolve().parent / "dashboard_workload.py"
+
+SERVICE = "dashboard-workload"
+"""The workload's service.name, chosen in the dashboards' service variable."""
+
+PER_PROCESS_LABELS = {"instance", "job", "service_instance_id"}
+
+VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
+
+
+@dataclass(frozen=True)
+class Query:
+    """One PromQL query of a dashboard, and where it is, for failure messages."""
+
+    where: str
+    expr: str
+    panel: bool = True
+    """False for the query behind a template variable."""
+
+
+def _dashboards() -> dict[str, dict[str, Any]]:
+    found = {path.name: json.loads(path.read_text("utf-8")) for path in DASHBOARDS.glob("*.json")}
+    assert found, f"no dashboards in {DASHBOARDS}: run python {GENERATOR.relative_to(ROOT)}"
+    return found
+
+
+def _panels() -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, dashboard in _dashboards().items():
+        for panel in dashboard["panels"]:
+            yield f"{name}: {panel['title']!r}", panel
+            for nested in panel.get("panels", []):  # panels of a collapsed row
+                yield f"{name}: {nested['title']!r}", nested
+
+
+def _variable_promql(variable: Mapping[str, Any]) -> str | None:
+    """The PromQL behind a query variable: label_values' metric, query_result's query."""
+    query = variable["query"]
+    text: str = query["query"] if isinstance(query, dict) else query
+    if match := re.fullmatch(r"label_values\((.+),\s*\w+\)", text):
+        return match.group(1)
+    if match := re.fullmatch(r"query_result\((.+)\)", text):
+        return match.group(1)
+    return None
+
+
+def _queries() -> list[Query]:
+    queries = [
+        Query(f"{where} {target['refId']}", target["expr"])
+        for where, panel in _panels()
+        for target in panel.get("targets", [])
+    ]
+    for name, dashboard in _dashboards().items():
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] == "query":
+                promql = _variable_promql(variable)
+                assert promql is not None, f"{name}: variable {variable['name']} is not PromQL"
+                where = f"{name}: variable ${variable['name']}"
+                queries.append(Query(where, promql, panel=False))
+    return queries
+
+
+def _substitute(expr: str, values: Mapping[str, str]) -> str:
+    """Replace Grafana's variables as it would before sending ``expr`` to Prometheus."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in values:
+            raise AssertionError(f"unknown variable ${name} in {expr}")
+        return values[name]
+
+    return VARIABLE.sub(value, expr)
+
+
+def _values(service: str) -> dict[str, str]:
+    return {"__rate_interval": "1m", "service": service, "breaker": ".*"}
+
+
+# --- the files ---------------------------------------------------------------------------------
+
+
+def _generate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(GENERATOR), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_committed_dashboards_are_what_the_generator_writes() -> None:
+    run = _generate("--check")
+    assert run.returncode == 0, run.stderr
+
+
+def test_the_check_reports_a_dashboard_edited_by_hand(tmp_path: Path) -> None:
+    for path in DASHBOARDS.glob("*.json"):
+        shutil.copy(path, tmp_path)
+    edited = tmp_path / "resilience-overview.json"
+    edited.write_text(edited.read_text("utf-8").replace("Rejected calls", "Rejections"), "utf-8")
+
+    run = _generate("--check", "--output-dir", str(tmp_path))
+
+    assert run.returncode == 1
+    assert f"{edited}: differs from the generator's output" in run.stderr
+
+
+def test_grafana_provisions_the_dashboards_from_the_mounted_directory() -> None:
+    config = YAML(typ="safe").load(PROVIDER.read_text("utf-8"))
+    (provider,) = config["providers"]
+    assert config["apiVersion"] == 1
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    uids = [dashboard["uid"] for dashboard in _dashboards().values()]
+    assert len(set(uids)) == len(uids)
+    assert "Resilience overview" in {dashboard["title"] for dashboard in _dashboards().values()}
+
+
+def test_the_dashboard_lets_users_choose_data_source_service_and_breaker() -> None:
+    dashboard = _dashboards()["resilience-overview.json"]
+    variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert _variable_promql(variables["service"]) == "target_info"
+    assert "resilience_circuit_breaker_name" in variables["breaker"]["regex"]
+    for name in ("service", "breaker"):
+        assert variables[name]["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert variables[name]["multi"] and variables[name]["includeAll"]
+        assert variables[name]["allValue"] == ".*"
+    used = {
+        match.group(1) or match.group(2)
+        for query in _queries()
+        for match in VARIABLE.finditer(query.expr)
+    }
+    assert used <= {*variables, "__rate_interval"}
+
+
+def test_every_panel_has_a_unit_a_description_and_the_chosen_data_source() -> None:
+    problems = []
+    for where, panel in _panels():
+        if panel["type"] == "row":
+            continue
+        if not panel.get("description", "").strip():
+            problems.append(f"{where}: no description")
+        if not panel["fieldConfig"]["defaults"].get("unit"):
+            problems.append(f"{where}: no unit")
+        sources = [panel["datasource"], *(target["datasource"] for target in panel["targets"])]
+        if any(source != {"type": "prometheus", "uid": "${datasource}"} for source in sources):
+            problems.append(f"{where}: not on the $datasource variable")
+        if not panel["targets"]:
+            problems.append(f"{where}: no query")
+    assert problems == []
+
+
+def test_every_rate_uses_grafanas_rate_interval() -> None:
+    """``$__rate_interval`` is never shorter than four scrapes, whatever the zoom."""
+    problems = []
+    for query in _queries():
+        windows = re.findall(r"\[([^\]]*)\]", query.expr)
+        if any(window != "$__rate_interval" for window in windows):
+            problems.append(f"{query.where}: {windows}")
+    assert problems == []
+
+
+def test_every_query_is_valid_promql(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not found on PATH: install Debian's prometheus package")
+    queries = _queries()
+    rules = [
+        {"record": f"dashboard:query_{number}", "expr": _substitute(query.expr, _values(".*"))}
+        for number, query in enumerate(queries)
+    ]
+    rule_file = tmp_path / "dashboard-queries.yaml"
+    rule_file.write_text(json.dumps({"groups": [{"name": "dashboards", "rules": rules}]}), "utf-8")
+
+    check = subprocess.run(
+        [promtool, "check", "rules", str(rule_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    names = "\n".join(
+        f"{rule['record']}: {query.where}" for rule, query in zip(rules, queries, strict=True)
+    )
+    assert check.returncode == 0, f"{check.stdout}{check.stderr}\nwhich is which:\n{names}"
+    assert f"SUCCESS: {len(rules)} rules found" in check.stdout
+
+
+# --- against a real Prometheus scraping a real workload -------------------------------------
+
+
+WORKLOAD_ENVIRONMENT = {
+    "OTEL_SERVICE_NAME": SERVICE,
+    "OTEL_METRICS_EXPORTER": "prometheus",
+    "OTEL_TRACES_EXPORTER": "none",
+    "OTEL_LOGS_EXPORTER": "none",
+    # Quick breaker cycles: open after 3 failures, probe after 0.5 s, one probe closes it.
+    "OTEL_RESILIENCE_BREAKER_CONSECUTIVE_FAILURES": "3",
+    "OTEL_RESILIENCE_BREAKER_RECOVERY_TIMEOUT": "0.5",
+    "OTEL_RESILIENCE_BREAKER_HALF_OPEN_MAX_CALLS": "1",
+    "OTEL_RESILIENCE_BREAKER_SLOW_CALL_DURATION": "0.05",
+    # Retries that do not wait, under a budget that stops most of them.
+    "OTEL_RESILIENCE_RETRY_INITIAL_BACKOFF": "0.001",
+    "OTEL_RESILIENCE_RETRY_BUDGET_RATIO": "0.01",
+    # JSON logs to a file through a one-record queue: records are dropped.
+    "OTEL_RESILIENCE_LOG_FORMAT": "json",
+    "OTEL_RESILIENCE_LOG_OUTPUTS": "file",
+    "OTEL_RESILIENCE_LOG_NON_BLOCKING": "true",
+    "OTEL_RESILIENCE_LOG_QUEUE_SIZE": "1",
+}
+
+
+def _has_finite_value(samples: Sequence[Sample]) -> bool:
+    return any(math.isfinite(float(sample["value"][1])) for sample in samples)
+
+
+def _wait_for_data(
+    prometheus: PrometheusServer, queries: Sequence[Query], service: str, timeout: float
+) -> dict[Query, list[Sample]]:
+    """Run every query until each returns a finite value or ``timeout`` passes; the results.
+
+    Some series appear a scrape or two late (a breaker's next opening), hence the retries.
+    """
+    deadline = time.monotonic() + timeout
+    results: dict[Query, list[Sample]] = {}
+    while True:
+        for query in queries:
+            if not _has_finite_value(results.get(query, [])):
+                results[query] = prometheus.query(_substitute(query.expr, _values(service)))
+        if all(_has_finite_value(samples) for samples in results.values()):
+            return results
+        if time.monotonic() >= deadline:
+            return results
+        time.sleep(0.5)
+
+
+def test_every_query_shows_data_from_a_real_workload(
+    start_prometheus: Callable[[Sequence[str]], PrometheusServer], tmp_path: Path
+) -> None:
+    port = free_tcp_port()
+    environment = {
+        **WORKLOAD_ENVIRONMENT,
+        "OTEL_EXPORTER_PROMETHEUS_PORT": str(port),
+        "OTEL_RESILIENCE_LOG_FILE": str(tmp_path / "workload.log"),
+    }
+    queries = _queries()
+    with running_instrumented(WORKLOAD, env=environment, eof_grace=10) as workload:
+        workload.wait_for_output(r"^ready ", timeout=60)
+        prometheus = start_prometheus([f"127.0.0.1:{port}"])
+        # Two scrapes, so that rates exist; no metric of ours named, so this cannot hide one.
+        prometheus.wait_for_query("count_over_time(up[1m]) >= 2", timeout=60)
+
+        results = _wait_for_data(prometheus, queries, SERVICE, timeout=20)
+
+        empty = [
+            f"{query.where}: {query.expr}"
+            for query in queries
+            if not _has_finite_value(results[query])
+        ]
+        assert empty == [], "queries without data:\n" + "\n".join(empty)
+        # One line per breaker or endpoint, however many processes: none kept apart.
+        per_process = [
+            f"{query.where}: {sample['metric']}"
+            for query in queries
+            if query.panel
+            for sample in results[query]
+            if PER_PROCESS_LABELS & sample["metric"].keys()
+        ]
+        assert per_process == []
+        service_variable, breaker_variable = (q for q in queries if not q.panel)
+        assert {s["metric"]["service_name"] for s in results[service_variable]} == {SERVICE}
+        breakers = {
+            s["metric"]["resilience_circuit_breaker_name"] for s in results[breaker_variable]
+        }
+        assert len(breakers) == 2  # the workload's two upstream services
+        assert all(name.startswith("http://127.0.0.1:") for name in breakers)
+
+        # With another service chosen, no panel shows anything of this one.
+        other = _wait_for_data(prometheus, queries, "another-service", timeout=0)
+        assert [q.where for q in queries if q is not service_variable and other[q]] == []
+
+        # And the check bites: a query naming a metric we do not emit has no data.
+        misnamed = Query("misnamed", "sum(rate(resilience_circuit_breaker_state_ratio[1m]))")
+        assert _wait_for_data(prometheus, [misnamed], SERVICE, timeout=0)[misnamed] == []
+    assert workload.result is not None
+    assert workload.result.returncode == 0, workload.result.stderr
