@@ -10,6 +10,9 @@ library::
 
     @breaker
     def fetch_stock(item: str) -> int: ...
+
+Application metrics are in :mod:`otel_resilience.metrics`, logging in
+:mod:`otel_resilience.logs`, health checks in :mod:`otel_resilience.health`.
 """
 
 from otel_resilience._breaker import (
@@ -28,17 +31,26 @@ from otel_resilience._providers import InstalledTelemetry, installed_telemetry
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
 from otel_resilience._retry import Retry, RetryBudget, RetryDetails, RetryHook, current_attempt
 from otel_resilience._version import __version__
+from otel_resilience.health import (
+    CheckResult,
+    HealthStatus,
+    health_report,
+    register_check,
+    unregister_check,
+)
 
 __all__ = [
     "BreakerPolicy",
     "CallEvent",
     "CallListener",
     "CallPermit",
+    "CheckResult",
     "CircuitBreaker",
     "CircuitBreakerListener",
     "CircuitBreakerRegistry",
     "CircuitBreakerStats",
     "CircuitOpenError",
+    "HealthStatus",
     "InstalledTelemetry",
     "Retry",
     "RetryBudget",
@@ -49,5 +61,8 @@ __all__ = [
     "__version__",
     "current_attempt",
     "default_registry",
+    "health_report",
     "installed_telemetry",
+    "register_check",
+    "unregister_check",
 ]

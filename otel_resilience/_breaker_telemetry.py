@@ -1,8 +1,9 @@
 """The circuit breakers' telemetry: observable instruments, span events and log records.
 
 Breakers count their calls themselves (exact integers under their own lock); the
-instruments here read those counters when a metric reader collects, so a guarded call pays
-no SDK call for its metrics. State changes and rejections, which are rare, add an event to
+observable instruments here, in the ``otel_resilience`` metric registry, read those
+counters when the Prometheus endpoint is scraped or an exporter collects, so a guarded call
+pays nothing for its metrics. State changes and rejections, which are rare, add an event to
 the current span, and state changes write one log record through ``logging``.
 """
 
@@ -14,9 +15,7 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, cast
 
-from opentelemetry import metrics
 from opentelemetry.context import get_current as current_context
-from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span
 
 # The key under which the context holds the current span, as trace.get_current_span()
@@ -24,7 +23,8 @@ from opentelemetry.trace import Span
 # this saves half of the lookup's cost.
 from opentelemetry.trace.propagation import _SPAN_KEY
 
-from otel_resilience._version import __version__
+from otel_resilience.metrics import Observation
+from otel_resilience.metrics._registry import resilience_registry
 
 if TYPE_CHECKING:
     from otel_resilience._breaker import CircuitBreaker, StateTransition
@@ -69,52 +69,54 @@ def _snapshots() -> list[tuple[str, str, list[int], dict[str, int]]]:
     return [breaker._telemetry_snapshot() for breaker in observed_breakers()]
 
 
-def _observe_state(options: CallbackOptions) -> Iterable[Observation]:
+def _observe_state() -> Iterable[Observation]:
     for name, state, _, _ in _snapshots():
         for candidate in _STATES:
-            yield Observation(1 if candidate == state else 0, {NAME: name, STATE: candidate})
+            yield 1 if candidate == state else 0, {NAME: name, STATE: candidate}
 
 
-def _observe_calls(options: CallbackOptions) -> Iterable[Observation]:
+def _observe_calls() -> Iterable[Observation]:
     for name, _, counts, _ in _snapshots():
         for outcome, index in _OUTCOME_COUNTS:
-            yield Observation(counts[index], {NAME: name, OUTCOME: outcome})
+            yield counts[index], {NAME: name, OUTCOME: outcome}
 
 
-def _observe_slow_calls(options: CallbackOptions) -> Iterable[Observation]:
+def _observe_slow_calls() -> Iterable[Observation]:
     for name, _, counts, _ in _snapshots():
-        yield Observation(counts[5], {NAME: name})
+        yield counts[5], {NAME: name}
 
 
-def _observe_transitions(options: CallbackOptions) -> Iterable[Observation]:
+def _observe_transitions() -> Iterable[Observation]:
     for name, _, _, transitions in _snapshots():
         for state, count in transitions.items():
-            yield Observation(count, {NAME: name, STATE: state})
+            yield count, {NAME: name, STATE: state}
 
 
 def _create_instruments() -> None:
-    meter = metrics.get_meter("otel_resilience", __version__)
-    meter.create_observable_gauge(
+    registry = resilience_registry()
+    registry.observable_gauge(
         "resilience.circuit_breaker.state",
-        callbacks=[_observe_state],
-        unit="1",
+        _observe_state,
+        # Not "1": the collector's Prometheus translation would rename a unit-"1" gauge
+        # ..._ratio, while the Python exporter doesn't; one name for both paths.
+        unit="{state}",
         description="1 for the circuit breaker's current state, 0 for the other states.",
     )
-    meter.create_observable_counter(
+    registry.observable_counter(
         "resilience.circuit_breaker.calls",
-        callbacks=[_observe_calls],
+        _observe_calls,
         unit="{call}",
         description="Calls through the circuit breaker, by outcome.",
     )
-    meter.create_observable_counter(
+    registry.observable_counter(
         "resilience.circuit_breaker.slow_calls",
-        callbacks=[_observe_slow_calls],
+        _observe_slow_calls,
         unit="{call}",
         description="Completed calls slower than the circuit breaker's slow-call threshold.",
     )
-    meter.create_observable_counter(
+    registry.observable_counter(
         "resilience.circuit_breaker.transitions",
-        callbacks=[_observe_transitions],
+        _observe_transitions,
         unit="{transition}",
         description="Times the circuit breaker entered each state.",
     )

@@ -4,17 +4,31 @@ A port is often taken for ordinary reasons: a second copy of the program, or a c
 process that the launcher instruments again with the same environment. Upstream's
 auto-configured reader raises in that case and takes tracing and logging down with it;
 here it costs one warning and this process simply serves no metrics on that port.
+
+``/metrics`` answers with two parts: the SDK's instruments (the semantic-convention
+duration histograms and any instrument the program creates through the OpenTelemetry API)
+rendered by the upstream Prometheus reader, and the metric registries
+(:mod:`otel_resilience.metrics`, the breakers' instruments) rendered directly from their
+series, which is what keeps a scrape of thousands of series in milliseconds. The server is
+shared with the health and status routes.
 """
 
 from __future__ import annotations
 
-import logging
+import gzip
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PrometheusEndpoint", "start_prometheus_endpoint"]
+from otel_resilience._endpoint_server import (
+    EndpointRequest,
+    EndpointResponse,
+    EndpointServer,
+    start_endpoint_server,
+)
+from otel_resilience.metrics._prometheus_text import CONTENT_TYPE, render_registries
+from otel_resilience.metrics._registry import all_registries
 
-_logger = logging.getLogger(__name__)
+__all__ = ["PrometheusEndpoint", "metrics_response", "start_prometheus_endpoint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,35 +37,38 @@ class PrometheusEndpoint:
 
     reader: Any
     url: str
-    server: Any
+    server: EndpointServer
 
     def close(self) -> None:
         """Stop serving; the reader is shut down with its meter provider."""
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
+
+
+def metrics_response(request: EndpointRequest) -> EndpointResponse:
+    """The text exposition of the SDK's instruments and of every metric registry."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    body = generate_latest(REGISTRY) + render_registries(all_registries()).encode()
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return EndpointResponse(
+            200, CONTENT_TYPE, gzip.compress(body, compresslevel=1), (("Content-Encoding", "gzip"),)
+        )
+    return EndpointResponse(200, CONTENT_TYPE, body)
 
 
 def start_prometheus_endpoint(host: str, port: int) -> PrometheusEndpoint | None:
     """Serve metrics on ``host:port`` (port 0 picks a free one); ``None`` if it cannot."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from prometheus_client import start_http_server
 
-    try:
-        server, _thread = start_http_server(port, addr=host)
-    except OSError as error:
-        _logger.warning(
-            "The Prometheus endpoint could not listen on %s:%d (%s); this process serves no "
-            "metrics there, everything else goes on. Set OTEL_EXPORTER_PROMETHEUS_PORT to a "
-            "free port, or 0 to pick one",
-            host,
-            port,
-            error.strerror or error,
-        )
+    server = start_endpoint_server(
+        host,
+        port,
+        purpose="Prometheus endpoint",
+        port_variable="OTEL_EXPORTER_PROMETHEUS_PORT",
+    )
+    if server is None:
         return None
-    bound_port = server.server_address[1]
-    display_host = f"[{host}]" if ":" in host else host
+    server.add_route("/metrics", metrics_response)
     return PrometheusEndpoint(
-        reader=PrometheusMetricReader(),
-        url=f"http://{display_host}:{bound_port}/metrics",
-        server=server,
+        reader=PrometheusMetricReader(), url=server.url_for("/metrics"), server=server
     )

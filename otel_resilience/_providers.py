@@ -18,11 +18,12 @@ from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from otel_resilience._endpoint_server import EndpointServer, start_endpoint_server
 from otel_resilience._exporters import create_exporters
 from otel_resilience._log_bridge import attach_log_bridge
 from otel_resilience._prometheus import PrometheusEndpoint, start_prometheus_endpoint
@@ -30,12 +31,19 @@ from otel_resilience._shutdown import BoundedShutdown
 from otel_resilience._version import __version__
 from otel_resilience._views import duration_views
 from otel_resilience.config import Settings
+from otel_resilience.health._exports import record_export_outcomes
+from otel_resilience.health._routes import install_health_routes
+from otel_resilience.metrics._otlp import RegistryMetricReader
 
 __all__ = ["InstalledTelemetry", "build_resource", "install_providers", "installed_telemetry"]
 
 _logger = logging.getLogger(__name__)
 
 DISTRO_NAME = "otel-resilience"
+
+# Where the health routes go when OTEL_RESILIENCE_HEALTH_PORT is not set and there is no
+# Prometheus endpoint to share: the port after Prometheus' 9464.
+HEALTH_FALLBACK_PORT = 9465
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,7 @@ class InstalledTelemetry:
     exporters: dict[str, tuple[str, ...]]
     prometheus_url: str | None
     shutdown: BoundedShutdown
+    health_url: str | None = None
 
 
 _installed: InstalledTelemetry | None = None
@@ -73,9 +82,13 @@ def build_resource() -> Resource:
     return resource
 
 
-def _metric_readers(settings: Settings) -> tuple[list[MetricReader], PrometheusEndpoint | None]:
+def _metric_readers(
+    settings: Settings, resource: Resource
+) -> tuple[list[MetricReader], PrometheusEndpoint | None]:
+    # Push exporters get the registries' instruments in the same batches as the SDK's;
+    # the Prometheus endpoint renders the registries itself (see _prometheus.py).
     readers: list[MetricReader] = [
-        PeriodicExportingMetricReader(exporter)
+        RegistryMetricReader(record_export_outcomes("metrics", exporter), resource)
         for exporter in create_exporters("metrics", settings.export)
     ]
     endpoint = None
@@ -86,6 +99,28 @@ def _metric_readers(settings: Settings) -> tuple[list[MetricReader], PrometheusE
         if endpoint is not None:
             readers.append(endpoint.reader)
     return readers, endpoint
+
+
+def _health_endpoint(
+    settings: Settings, prometheus: PrometheusEndpoint | None
+) -> EndpointServer | None:
+    """The server of ``/healthz``, ``/readyz`` and ``/status``, when they are enabled.
+
+    By default they share the Prometheus endpoint's server, so that one port is exposed,
+    scraped and probed; with ``OTEL_RESILIENCE_HEALTH_PORT`` set, or without a Prometheus
+    endpoint, they get a server of their own (a taken port costs one warning).
+    """
+    health = settings.health
+    if not health.enabled:
+        return None
+    if health.port is None and prometheus is not None:
+        server: EndpointServer | None = prometheus.server
+    else:
+        port = HEALTH_FALLBACK_PORT if health.port is None else health.port
+        server = start_endpoint_server(health.host, port)
+    if server is not None:
+        install_health_routes(server, health)
+    return server
 
 
 def install_providers(settings: Settings) -> InstalledTelemetry:
@@ -99,9 +134,11 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
 
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     for span_exporter in create_exporters("traces", settings.export):
-        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(record_export_outcomes("traces", span_exporter))
+        )
 
-    readers, prometheus = _metric_readers(settings)
+    readers, prometheus = _metric_readers(settings, resource)
     meter_provider = MeterProvider(
         metric_readers=readers,
         resource=resource,
@@ -110,7 +147,10 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
     )
 
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    log_exporters: list[Any] = create_exporters("logs", settings.export)
+    log_exporters: list[Any] = [
+        record_export_outcomes("logs", log_exporter)
+        for log_exporter in create_exporters("logs", settings.export)
+    ]
     for log_exporter in log_exporters:
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
 
@@ -124,6 +164,7 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
     shutdown.add("metrics", meter_provider.shutdown)
     shutdown.add("logs", logger_provider.shutdown)
     atexit.register(shutdown.run)
+    health = _health_endpoint(settings, prometheus)
 
     _installed = InstalledTelemetry(
         tracer_provider=tracer_provider,
@@ -133,6 +174,7 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
         exporters={signal: names for signal, names in settings.export.exporters.items()},
         prometheus_url=prometheus.url if prometheus is not None else None,
         shutdown=shutdown,
+        health_url=health.url if health is not None else None,
     )
     _logger.debug("otel-resilience installed %s", _installed)
     return _installed

@@ -1,0 +1,40 @@
+"""Health checks and a status report, served as ``/healthz``, ``/readyz`` and ``/status``.
+
+Zero-code, under ``opentelemetry-instrument``: ``OTEL_RESILIENCE_HEALTH_ENABLED=true`` serves
+the three routes (see the README's "Health and status"), and ``python -m otel_resilience
+status`` prints the report. Built in: every circuit breaker's state (an open one makes the
+report ``degraded``, or ``down`` when it matches ``OTEL_RESILIENCE_HEALTH_CRITICAL_BREAKERS``),
+the exporters' latest results and the log writers' drops. A program adds its own::
+
+    from otel_resilience.health import CheckResult, register_check
+
+    def database() -> CheckResult:
+        connection.execute("SELECT 1")
+        return CheckResult.ok("SELECT 1 answered")
+
+    register_check("database", database, timeout=1.0)
+
+    async def cache() -> bool:  # async checks too; True is ok, False is down
+        return await redis_client.ping()
+
+    register_check("cache", cache, critical=False)  # can only make the report degraded
+
+A check that raises or outlives its timeout is reported as ``down`` with the reason; it
+never raises into the program, and a hung check occupies one thread, however often it is
+probed.
+"""
+
+from otel_resilience.health._checks import CheckFunction, register_check, unregister_check
+from otel_resilience.health._report import health_report
+from otel_resilience.health._routes import install_health_routes
+from otel_resilience.health._status import CheckResult, HealthStatus
+
+__all__ = [
+    "CheckFunction",
+    "CheckResult",
+    "HealthStatus",
+    "health_report",
+    "install_health_routes",
+    "register_check",
+    "unregister_check",
+]

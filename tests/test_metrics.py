@@ -1,0 +1,435 @@
+"""The metrics helpers: exact values, label sets, the cap, fork, and every way values leave.
+
+Values are checked where a user would look: the snapshot and its JSON, the Prometheus text
+(parsed with prometheus_client's own parser and compared with what the OpenTelemetry
+Prometheus exporter writes for the same instruments), a real Prometheus scraping an
+instrumented program, and the OTLP test receiver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from instrumented_run import run_instrumented, running_instrumented
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from otlp_receiver import OtlpReceiver
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_server import PrometheusServer, free_tcp_port, sample_value
+
+from otel_resilience import metrics
+from otel_resilience.metrics import MetricRegistry
+from otel_resilience.metrics._prometheus_text import render_registries
+
+
+def _only_scope(registry: MetricRegistry) -> dict[str, dict[str, Any]]:
+    (scope,) = metrics.snapshot([registry])["scopes"]
+    return {metric["name"]: metric for metric in scope["metrics"]}
+
+
+def _values(metric: dict[str, Any]) -> dict[tuple[tuple[str, Any], ...], Any]:
+    return {
+        tuple(sorted(point["attributes"].items())): point.get("value", point.get("count"))
+        for point in metric["points"]
+    }
+
+
+# --- values and label sets ---------------------------------------------------------------
+
+
+def test_counter_mapping_and_bound_updates_land_in_one_series() -> None:
+    registry = MetricRegistry("test.app", cardinality_limit=100)
+    orders = registry.counter("app.orders", unit="{order}", description="Orders placed")
+    orders.add(1, {"channel": "web", "region": "eu"})
+    orders.add(2, {"region": "eu", "channel": "web"})  # another spelling of the same set
+    orders.labels(channel="web", region="eu").inc()
+    orders.add(5, {"channel": "shop", "region": "eu"})
+    orders.add(7)
+
+    metric = _only_scope(registry)["app.orders"]
+    assert (metric["type"], metric["unit"], metric["description"]) == (
+        "counter",
+        "{order}",
+        "Orders placed",
+    )
+    assert _values(metric) == {
+        (("channel", "web"), ("region", "eu")): 4,
+        (("channel", "shop"), ("region", "eu")): 5,
+        (): 7,
+    }
+
+
+def test_gauge_sets_adds_and_subtracts() -> None:
+    registry = MetricRegistry("test.app")
+    depth = registry.gauge("app.queue.depth", unit="{job}")
+    depth.set(10, {"queue": "mail"})
+    depth.add(5, {"queue": "mail"})
+    depth.dec(3, {"queue": "mail"})
+    depth.labels(queue="sms").set(-2)
+    assert _values(_only_scope(registry)["app.queue.depth"]) == {
+        (("queue", "mail"),): 12,
+        (("queue", "sms"),): -2,
+    }
+
+
+def test_histogram_buckets_are_inclusive_of_their_upper_bound() -> None:
+    registry = MetricRegistry("test.app")
+    sizes = registry.histogram("app.payload.size", unit="By", buckets=[100, 1000])
+    for value in (50, 100, 101, 1000, 5000):
+        sizes.record(value)
+    (point,) = _only_scope(registry)["app.payload.size"]["points"]
+    assert point["explicit_bounds"] == [100.0, 1000.0]
+    assert point["bucket_counts"] == [2, 2, 1]
+    assert (point["count"], point["sum"], point["min"], point["max"]) == (5, 6251, 50, 5000)
+
+
+def test_seconds_histograms_get_the_semantic_convention_buckets() -> None:
+    registry = MetricRegistry("test.app")
+    from otel_resilience._views import SECONDS_BUCKETS
+
+    assert registry.timer("app.duration").buckets == SECONDS_BUCKETS
+    assert registry.histogram("app.wait", unit="s").buckets == SECONDS_BUCKETS
+    assert registry.histogram("app.size", unit="By").buckets[:3] == (0.0, 5.0, 10.0)
+
+
+def test_timer_times_blocks_and_functions_including_failures() -> None:
+    registry = MetricRegistry("test.app")
+    checkout = registry.timer("app.checkout.duration", labels=("channel",))
+
+    with checkout.time({"channel": "web"}):
+        pass
+    with pytest.raises(RuntimeError), checkout.labels("web").time():
+        raise RuntimeError("payment declined")
+
+    @checkout
+    def sync_work() -> str:
+        return "done"
+
+    @checkout.labels("shop")
+    async def async_work() -> str:
+        await asyncio.sleep(0)
+        return "done"
+
+    assert sync_work() == "done"
+    assert asyncio.run(async_work()) == "done"
+    counts = _values(_only_scope(registry)["app.checkout.duration"])
+    assert counts == {(("channel", "web"),): 2, (): 1, (("channel", "shop"),): 1}
+
+
+def test_declared_labels_are_checked_where_code_binds() -> None:
+    registry = MetricRegistry("test.app")
+    requests = registry.counter("app.requests", labels=("route", "code"))
+    assert requests.labels("/x", "200") is requests.labels(code="200", route="/x")
+    with pytest.raises(ValueError, match="expected the labels route, code"):
+        requests.labels(route="/x")
+    with pytest.raises(ValueError, match="expected 2 label values"):
+        requests.labels("/x")
+
+
+@pytest.mark.parametrize("name", ["", "1st", "app orders", "app.orders!", "x" * 256])
+def test_invalid_names_fail_at_creation_with_a_clear_error(name: str) -> None:
+    with pytest.raises(ValueError, match="invalid metric name"):
+        MetricRegistry("test.app").counter(name)
+
+
+def test_same_name_returns_the_instrument_and_a_different_kind_is_refused() -> None:
+    registry = MetricRegistry("test.app")
+    jobs = registry.counter("app.jobs", unit="{job}")
+    assert registry.counter("app.jobs", unit="{job}") is jobs
+    with pytest.raises(ValueError, match="already exists"):
+        registry.gauge("app.jobs", unit="{job}")
+    with pytest.raises(ValueError, match="already exists"):
+        registry.counter("app.jobs", unit="s")
+    with pytest.raises(ValueError, match="strictly increasing"):
+        registry.histogram("app.size", buckets=[10, 5])
+
+
+def test_negative_counter_updates_are_dropped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = MetricRegistry("test.app")
+    jobs = registry.counter("app.jobs")
+    jobs.add(3)
+    with caplog.at_level(logging.WARNING, "otel_resilience.metrics"):
+        jobs.add(-1)
+    assert _values(_only_scope(registry)["app.jobs"]) == {(): 3}
+    assert "only goes up" in caplog.text
+
+
+def test_the_cardinality_cap_sends_new_label_sets_to_one_overflow_series(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = MetricRegistry("test.app", cardinality_limit=10)
+    logins = registry.counter("app.logins")
+    with caplog.at_level(logging.WARNING, "otel_resilience.metrics"):
+        for user in range(50):
+            logins.add(1, {"user": str(user)})
+    values = _values(_only_scope(registry)["app.logins"])
+    assert len(values) == 10
+    assert values[(("otel.metric.overflow", True),)] == 41
+    assert sum(values.values()) == 50, "nothing is lost"
+    assert caplog.text.count("cardinality limit") == 1
+
+
+def test_unhashable_attribute_values_are_exported_as_sequences() -> None:
+    registry = MetricRegistry("test.app")
+    hits = registry.counter("app.hits")
+    hits.add(1, {"tags": ["a", "b"]})
+    hits.add(1, {"tags": ["a", "b"]})
+    assert _values(_only_scope(registry)["app.hits"]) == {(("tags", ("a", "b")),): 2}
+
+
+# --- exactness under threads and fork -------------------------------------------------------
+
+
+def test_counts_are_exact_under_eight_threads() -> None:
+    registry = MetricRegistry("test.app")
+    hits = registry.counter("app.hits")
+    latency = registry.histogram("app.latency", unit="s")
+    bound = hits.labels(route="/bound")
+    per_thread = 20_000
+    barrier = threading.Barrier(8)
+
+    def hammer() -> None:
+        barrier.wait()
+        for _ in range(per_thread):
+            hits.add(1, {"route": "/mapped"})
+            bound.inc()
+            latency.record(0.01)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _values(_only_scope(registry)["app.hits"]) == {
+        (("route", "/mapped"),): 8 * per_thread,
+        (("route", "/bound"),): 8 * per_thread,
+    }
+    (point,) = _only_scope(registry)["app.latency"]["points"]
+    assert point["count"] == 8 * per_thread
+    assert point["sum"] == pytest.approx(8 * per_thread * 0.01)
+
+
+def test_a_forked_child_counts_from_zero_and_the_parent_keeps_its_counts() -> None:
+    registry = MetricRegistry("test.app")
+    jobs = registry.counter("app.jobs")
+    bound = jobs.labels(queue="mail")
+    jobs.add(5)
+    bound.inc(3)
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it sees, after counting one job of its own
+        try:
+            bound.inc()
+            os.write(write_end, json.dumps(metrics.snapshot([registry])).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+
+    child_values = {
+        tuple(sorted(point["attributes"].items())): point["value"]
+        for point in child["scopes"][0]["metrics"][0]["points"]
+    }
+    assert child_values == {(): 0, (("queue", "mail"),): 1}
+    assert _values(_only_scope(registry)["app.jobs"]) == {(): 5, (("queue", "mail"),): 3}
+
+
+# --- the JSON snapshot ---------------------------------------------------------------------
+
+
+def test_the_json_snapshot_follows_the_documented_schema() -> None:
+    registry = MetricRegistry("test.json", version="1.2")
+    registry.counter("app.orders", unit="{order}").add(2, {"channel": "web"})
+    registry.gauge("app.depth").set(3.5)
+    registry.timer("app.duration")  # created, never recorded: no points, min/max absent
+    registry.histogram("app.size", unit="By", buckets=[10]).record(4)
+    registry.observable_gauge("app.temperature", lambda: [(21.5, {"room": "lab"})], unit="Cel")
+
+    document = json.loads(metrics.snapshot_json([registry]))
+    (scope,) = document["scopes"]
+    assert (scope["name"], scope["version"]) == ("test.json", "1.2")
+    by_name = {metric["name"]: metric for metric in scope["metrics"]}
+    assert set(by_name) == {
+        "app.orders",
+        "app.depth",
+        "app.duration",
+        "app.size",
+        "app.temperature",
+    }
+    for metric in by_name.values():
+        assert set(metric) == {"name", "type", "unit", "description", "points"}
+        assert metric["type"] in {"counter", "gauge", "histogram"}
+    assert by_name["app.orders"]["points"] == [{"attributes": {"channel": "web"}, "value": 2}]
+    assert by_name["app.temperature"]["points"] == [{"attributes": {"room": "lab"}, "value": 21.5}]
+    assert by_name["app.duration"]["points"] == []
+    (size,) = by_name["app.size"]["points"]
+    assert size == {
+        "attributes": {},
+        "count": 1,
+        "sum": 4,
+        "min": 4,
+        "max": 4,
+        "explicit_bounds": [10.0],
+        "bucket_counts": [1, 0],
+    }
+
+
+# --- Prometheus ------------------------------------------------------------------------------
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _without_empty_labels(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (name, tuple((key, value) for key, value in labels if value != "")): number
+        for (name, labels), number in samples.items()
+    }
+
+
+def test_prometheus_text_matches_what_the_opentelemetry_exporter_writes() -> None:
+    """Our renderer and the upstream Prometheus reader agree sample for sample."""
+    registry = MetricRegistry("test.compare", version="2.0")
+    ours_counter = registry.counter("app.requests", unit="{request}", description="Requests")
+    ours_histogram = registry.histogram("app.wait", unit="s", description='Say "why"\\ here')
+    ours_gauge = registry.gauge("app.queue.depth", unit="1", description="Depth")
+
+    prometheus_registry = CollectorRegistry()
+    reader = PrometheusMetricReader()
+    prometheus_registry.register(reader._collector)
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter("test.compare", "2.0")
+    sdk_counter = meter.create_counter("app.requests", unit="{request}", description="Requests")
+    sdk_histogram = meter.create_histogram(
+        "app.wait",
+        unit="s",
+        description='Say "why"\\ here',
+        explicit_bucket_boundaries_advisory=list(ours_histogram.buckets),
+    )
+    sdk_gauge = meter.create_up_down_counter("app.queue.depth", unit="1", description="Depth")
+
+    attribute_sets: list[dict[str, str | int]] = [
+        {"route": "/a", "code": 200},
+        {"route": 'odd "quoted"\nroute'},
+    ]
+    for attributes in attribute_sets:
+        ours_counter.add(3, attributes)
+        sdk_counter.add(3, attributes)
+        for value in (0.003, 0.2, 12.0):
+            ours_histogram.record(value, attributes)
+            sdk_histogram.record(value, attributes)
+        ours_gauge.set(7, attributes)
+        sdk_gauge.add(7, attributes)
+
+    from prometheus_client import generate_latest
+
+    theirs = _samples(generate_latest(prometheus_registry).decode())
+    ours = _samples(render_registries([registry]))
+    assert ours, "the registry renders samples"
+    # The exporter back-fills labels a point lacks with "": equal in Prometheus to no label.
+    assert _without_empty_labels(ours) == _without_empty_labels(
+        {key: value for key, value in theirs.items() if key[0] != "target_info"}
+    )
+    provider.shutdown()
+
+
+SCRAPED_APP = """
+import sys
+from otel_resilience import metrics
+
+orders = metrics.counter("app.orders", unit="{order}", description="Orders placed")
+web = orders.labels(channel="web")
+for _ in range(41):
+    web.inc()
+orders.add(1, {"channel": "shop"})
+with metrics.timer("app.checkout.duration").time({"channel": "web"}):
+    pass
+metrics.gauge("app.queue.depth", unit="{job}").set(12)
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_real_prometheus_scrapes_the_values(
+    start_prometheus: Callable[[Sequence[str]], PrometheusServer],
+) -> None:
+    port = free_tcp_port()
+    with running_instrumented(
+        SCRAPED_APP, env={"OTEL_EXPORTER_PROMETHEUS_PORT": str(port)}, eof_grace=5
+    ) as app:
+        app.wait_for_output("ready")
+        prometheus = start_prometheus([f"127.0.0.1:{port}"])
+        (web,) = prometheus.wait_for_query('app_orders_total{channel="web"}')
+        assert sample_value(web) == 41
+        (shop,) = prometheus.wait_for_query('app_orders_total{channel="shop"}')
+        assert sample_value(shop) == 1
+        (count,) = prometheus.wait_for_query('app_checkout_duration_seconds_count{channel="web"}')
+        assert sample_value(count) == 1
+        (depth,) = prometheus.wait_for_query("app_queue_depth")
+        assert sample_value(depth) == 12
+        assert web["metric"]["otel_scope_name"] == "otel_resilience.metrics"
+
+
+# --- OTLP --------------------------------------------------------------------------------------
+
+
+OTLP_APP = """
+from otel_resilience import metrics
+
+orders = metrics.counter("app.orders", unit="{order}", description="Orders placed")
+orders.add(2, {"channel": "web"})
+orders.labels(channel="shop").inc()
+latency = metrics.timer("app.checkout.duration", description="Checkout time")
+for value in (0.004, 0.3):
+    latency.labels(channel="web").record(value)
+metrics.gauge("app.queue.depth", unit="{job}").set(12)
+"""
+
+
+def test_values_reach_the_otlp_receiver_with_names_units_and_descriptions(
+    otlp_receiver: OtlpReceiver,
+) -> None:
+    run_instrumented(
+        OTLP_APP, env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.grpc_endpoint}
+    ).check()
+
+    orders = otlp_receiver.wait_for_metric("app.orders")
+    assert (orders.unit, orders.description, orders.is_monotonic) == (
+        "{order}",
+        "Orders placed",
+        True,
+    )
+    assert orders.scope_name == "otel_resilience.metrics"
+    assert {point.attributes["channel"]: point.value for point in orders.data_points} == {
+        "web": 2,
+        "shop": 1,
+    }
+    assert "service.name" in orders.resource_attributes
+
+    latency = otlp_receiver.wait_for_metric("app.checkout.duration")
+    (point,) = latency.data_points
+    assert (latency.unit, point.count, point.min, point.max) == ("s", 2, 0.004, 0.3)
+    assert sum(point.bucket_counts) == 2 and point.explicit_bounds[0] == 0.005
+
+    depth = otlp_receiver.wait_for_metric("app.queue.depth")
+    assert [point.value for point in depth.data_points] == [12]
