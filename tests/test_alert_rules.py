@@ -10,15 +10,13 @@ renders, so a renamed metric or label cannot leave an alert silently watching no
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
+from collector_files import load, promtool
 from instrumented_run import run_instrumented
 from prometheus_client.parser import text_string_to_metric_families
-from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "collector" / "prometheus"
@@ -30,19 +28,6 @@ SEVERITIES = {"critical", "warning", "info"}
 ANNOTATIONS = {"summary", "description", "runbook", "runbook_url"}
 SCRAPE_LABELS = {"job", "instance"}
 """Added by Prometheus when it scrapes (or by the collector's exporter), not by the program."""
-
-
-def load(path: Path) -> Any:
-    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-
-
-def promtool() -> str:
-    found = shutil.which("promtool") or (
-        "/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None
-    )
-    if found is None:
-        pytest.fail("promtool not found: install Debian's `prometheus` package (CI installs it)")
-    return found
 
 
 def run_promtool(*arguments: str) -> str:

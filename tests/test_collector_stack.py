@@ -9,15 +9,13 @@ Grafana data sources against the services they point at.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-from ruamel.yaml import YAML
+from collector_files import load, promtool
 
 ROOT = Path(__file__).resolve().parent.parent
 COLLECTOR = ROOT / "collector"
@@ -31,19 +29,6 @@ LOKI = COLLECTOR / "loki" / "loki.yaml"
 SERVICES = {"otel-collector", "prometheus", "grafana", "tempo", "loki"}
 DEPRECATED_EXPORTERS = {"otlp", "otlphttp", "logging"}
 """Renamed to otlp_grpc / otlp_http in collector v0.144; `logging` is gone (use `debug`)."""
-
-
-def load(path: Path) -> Any:
-    return YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-
-
-def promtool() -> str:
-    found = shutil.which("promtool") or (
-        "/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None
-    )
-    if found is None:
-        pytest.fail("promtool not found: install Debian's `prometheus` package (CI installs it)")
-    return found
 
 
 def port_of(endpoint: str) -> int:

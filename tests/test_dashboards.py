@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+from collector_files import load, promtool
 from instrumented_run import running_instrumented
 from prometheus_server import PrometheusServer, Sample, free_tcp_port
-from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "collector" / "grafana"
@@ -139,7 +138,7 @@ def test_the_check_reports_a_dashboard_edited_by_hand(tmp_path: Path) -> None:
 
 
 def test_grafana_provisions_the_dashboards_from_the_mounted_directory() -> None:
-    config = YAML(typ="safe").load(PROVIDER.read_text("utf-8"))
+    config = load(PROVIDER)
     (provider,) = config["providers"]
     assert config["apiVersion"] == 1
     assert provider["type"] == "file"
@@ -196,9 +195,6 @@ def test_every_rate_uses_grafanas_rate_interval() -> None:
 
 
 def test_every_query_is_valid_promql(tmp_path: Path) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool not found on PATH: install Debian's prometheus package")
     queries = _queries()
     rules = [
         {"record": f"dashboard:query_{number}", "expr": _substitute(query.expr, _values(".*"))}
@@ -208,7 +204,7 @@ def test_every_query_is_valid_promql(tmp_path: Path) -> None:
     rule_file.write_text(json.dumps({"groups": [{"name": "dashboards", "rules": rules}]}), "utf-8")
 
     check = subprocess.run(
-        [promtool, "check", "rules", str(rule_file)],
+        [promtool(), "check", "rules", str(rule_file)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -154,6 +154,15 @@ class Instrument(Generic[_S]):
             pass
         return series
 
+    def _find(self, attributes: Attributes | None) -> _S:
+        """The series of an update's attributes: one tuple and one lookup when seen before."""
+        if attributes is None:
+            return self._unlabelled or self._series_for(None)
+        try:
+            return self._lookup[tuple(attributes.items())]
+        except (KeyError, TypeError):  # a new spelling, or an unhashable value
+            return self._series_for(attributes)
+
     def _get_or_create(self, canonical: tuple[tuple[str, Any], ...]) -> _S:
         series = self._series.get(canonical)
         if series is not None:
@@ -207,6 +216,7 @@ class Counter(Instrument[CounterSeries]):
 
     def add(self, amount: float = 1, attributes: Attributes | None = None) -> None:
         """Add ``amount`` to the series of ``attributes`` (OpenTelemetry's spelling)."""
+        # _find and the series' add, inlined: two calls fewer on the hottest path.
         if attributes is None:
             series = self._unlabelled or self._series_for(None)
         else:
@@ -217,7 +227,6 @@ class Counter(Instrument[CounterSeries]):
         if amount < 0:
             series.add(amount)  # which drops it, with the warning
             return
-        # The series' own add, inlined: one call fewer on the hottest path.
         with series._lock:
             series._value += amount
 
@@ -245,14 +254,6 @@ class Gauge(Instrument[GaugeSeries]):
     def dec(self, amount: float = 1, attributes: Attributes | None = None) -> None:
         """Subtract ``amount`` from the series of ``attributes``."""
         self._find(attributes).dec(amount)
-
-    def _find(self, attributes: Attributes | None) -> GaugeSeries:
-        if attributes is None:
-            return self._unlabelled or self._series_for(None)
-        try:
-            return self._lookup[tuple(attributes.items())]
-        except (KeyError, TypeError):
-            return self._series_for(attributes)
 
 
 class Histogram(Instrument[HistogramSeries]):
@@ -284,14 +285,7 @@ class Histogram(Instrument[HistogramSeries]):
 
     def record(self, value: float, attributes: Attributes | None = None) -> None:
         """Count ``value`` in the series of ``attributes``."""
-        if attributes is None:
-            series = self._unlabelled or self._series_for(None)
-        else:
-            try:
-                series = self._lookup[tuple(attributes.items())]
-            except (KeyError, TypeError):
-                series = self._series_for(attributes)
-        series.record(value)
+        self._find(attributes).record(value)
 
     observe = record
 
