@@ -403,15 +403,31 @@ latency = metrics.timer("app.checkout.duration", description="Checkout time")
 for value in (0.004, 0.3):
     latency.labels(channel="web").record(value)
 metrics.gauge("app.queue.depth", unit="{job}").set(12)
+
+# A retry (an SDK counter of the otel_resilience meter) around a breaker (the registry of
+# the same scope): both must arrive, in one scope.
+from otel_resilience import CircuitBreaker, Retry
+
+breaker = CircuitBreaker("http://inventory:8080")
+retry = Retry("http://inventory:8080", max_attempts=2, initial_backoff=0, max_backoff=0)
+outcomes = iter([ConnectionError("refused"), None])
+
+def flaky():
+    outcome = next(outcomes)
+    if outcome is not None:
+        raise outcome
+
+retry.call(breaker.call, flaky)
 """
 
 
 def test_values_reach_the_otlp_receiver_with_names_units_and_descriptions(
     otlp_receiver: OtlpReceiver,
 ) -> None:
-    run_instrumented(
+    run = run_instrumented(
         OTLP_APP, env={"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.grpc_endpoint}
     ).check()
+    assert "temporality" not in run.stderr, "the default OTLP exporter is cumulative"
 
     orders = otlp_receiver.wait_for_metric("app.orders")
     assert (orders.unit, orders.description, orders.is_monotonic) == (
@@ -433,3 +449,13 @@ def test_values_reach_the_otlp_receiver_with_names_units_and_descriptions(
 
     depth = otlp_receiver.wait_for_metric("app.queue.depth")
     assert [point.value for point in depth.data_points] == [12]
+
+    retries = otlp_receiver.wait_for_metric("resilience.retry.attempts")
+    calls = otlp_receiver.wait_for_metric("resilience.circuit_breaker.calls")
+    assert retries.scope_name == calls.scope_name == "otel_resilience"
+    assert {p.attributes["resilience.call.outcome"]: p.value for p in calls.data_points} == {
+        "success": 1,
+        "failure": 1,
+        "rejected": 0,
+        "ignored": 0,
+    }

@@ -148,10 +148,29 @@ def _merged(
     first, *rest = sdk_data.resource_metrics
     combined = ResourceMetrics(
         resource=first.resource,
-        scope_metrics=[*first.scope_metrics, *ours],
+        scope_metrics=_one_per_scope([*first.scope_metrics, *ours]),
         schema_url=first.schema_url,
     )
     return MetricsData(resource_metrics=[combined, *rest])
+
+
+def _one_per_scope(scopes: list[ScopeMetrics]) -> list[ScopeMetrics]:
+    """Merge entries of one scope: the OTLP encoder keys scopes by value, so a second entry
+    for a scope the SDK also uses (``otel_resilience``, the retry counter's meter) would
+    replace the first and drop its metrics."""
+    merged: dict[InstrumentationScope, ScopeMetrics] = {}
+    for scope_metrics in scopes:
+        found = merged.get(scope_metrics.scope)
+        merged[scope_metrics.scope] = (
+            scope_metrics
+            if found is None
+            else ScopeMetrics(
+                scope=found.scope,
+                metrics=[*found.metrics, *scope_metrics.metrics],
+                schema_url=found.schema_url,
+            )
+        )
+    return list(merged.values())
 
 
 class RegistryMetricReader(PeriodicExportingMetricReader):
@@ -167,8 +186,12 @@ class RegistryMetricReader(PeriodicExportingMetricReader):
         super().__init__(exporter, **options)
         self._resource = resource
         self._registries = registries
-        temporalities = self._instrument_class_temporality
-        if any(temporalities.get(kind) is not _CUMULATIVE for kind in (SdkCounter, SdkHistogram)):
+        # Keyed by the SDK's private instrument classes, subclasses of the public ones.
+        preferences = self._instrument_class_temporality.items()
+        if any(
+            issubclass(kind, SdkCounter | SdkHistogram) and temporality is not _CUMULATIVE
+            for kind, temporality in preferences
+        ):
             _logger.warning(
                 "this metric exporter prefers delta temporality; otel_resilience.metrics "
                 "instruments are exported cumulative (the SDK's own instruments follow the "
