@@ -4,10 +4,16 @@
 setup:
 	scripts/bootstrap
 
-# A quick breaker so that the demo's short outage shows opening, probing and closing.
+# Quick breakers, so that the demo's short outages show opening, probing and closing; SQLite
+# breakers on (off by default: SQLite has no network); logs with trace ids in a file, so that
+# the live view stays readable. More flags: make demo DEMO_ARGS="--linger 300 --dsn '...'"
+DEMO_LOG ?= $(or $(TMPDIR),/tmp)/otel-resilience-demo.log
 demo: setup
 	OTEL_RESILIENCE_BREAKER_CONSECUTIVE_FAILURES=3 OTEL_RESILIENCE_BREAKER_RECOVERY_TIMEOUT=0.5 \
-		.venv/bin/opentelemetry-instrument .venv/bin/python examples/demo.py
+	OTEL_RESILIENCE_BREAKER_MAX_RECOVERY_TIMEOUT=1 OTEL_RESILIENCE_DISABLED=none \
+	OTEL_RESILIENCE_LOG_FORMAT=human OTEL_RESILIENCE_LOG_LEVEL=INFO OTEL_RESILIENCE_HEALTH_ENABLED=true \
+	OTEL_RESILIENCE_LOG_OUTPUTS=file OTEL_RESILIENCE_LOG_FILE=$(DEMO_LOG) \
+		.venv/bin/opentelemetry-instrument .venv/bin/python examples/demo.py $(DEMO_ARGS)
 
 lint: setup
 	.venv/bin/ruff check .
