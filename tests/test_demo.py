@@ -119,3 +119,25 @@ def test_the_demo_says_how_to_run_it_without_the_launcher() -> None:
     )
     assert run.returncode == 1
     assert "run this under `opentelemetry-instrument`" in run.stdout
+
+
+def test_help_and_duration_work(tmp_path: Path) -> None:
+    helped = subprocess.run(
+        [sys.executable, str(DEMO), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert helped.returncode == 0
+    for flag in ("--calls", "--duration", "--interval", "--dsn", "--linger", "--view"):
+        assert flag in helped.stdout
+
+    run = run_instrumented(
+        DEMO,
+        args=["--duration", "1", "--interval", "0.05"],
+        env=make_demo_environment(tmp_path / "demo.log"),
+        timeout=90,
+    ).check()
+    (calls,) = re.findall(r"^  (\d+) calls, counted in", run.stdout, re.MULTILINE)
+    assert 1 <= int(calls) < 80, "a short duration makes fewer calls than the default run"
