@@ -30,8 +30,8 @@ that took ``dictConfig`` from ``logging.config`` before the bridge was attached,
 this.
 
 Records reach the provider through :class:`~otel_resilience.logs._otlp_handler.OtlpLogHandler`
-(trace context in the OTLP fields, attributes as in our JSON lines), not through the SDK's
-deprecated ``LoggingHandler``.
+(trace context in the OTLP fields, attributes as in our JSON lines, secrets redacted unless
+``OTEL_RESILIENCE_LOG_REDACT=false``), not through the SDK's deprecated ``LoggingHandler``.
 """
 
 from __future__ import annotations
@@ -192,15 +192,38 @@ def keep_logging_config_working() -> None:
         logging.config.fileConfig = _file_config_keeping_ours
 
 
-def attach_log_bridge(logger_provider: LoggerProvider) -> None:
-    """Route root-logger records to ``logger_provider``; idempotent."""
+def _redact_setting() -> bool:
+    """``OTEL_RESILIENCE_LOG_REDACT`` as parsed by :mod:`otel_resilience.config`; on by
+    default, and on when it cannot be read (a leak costs more than an over-redaction)."""
+    try:
+        from otel_resilience.config import current_settings
+
+        return bool(current_settings().logs.redact)
+    except Exception:
+        return True
+
+
+def attach_log_bridge(logger_provider: LoggerProvider, *, redact: bool | None = None) -> None:
+    """Route root-logger records to ``logger_provider``; idempotent.
+
+    ``redact`` says whether secret-looking bound and ``extra=`` fields are redacted in the
+    exported records, as in the JSON lines; by default, as ``OTEL_RESILIENCE_LOG_REDACT``
+    says (on unless set to false).
+    """
     # Imported here: importing otel_resilience.logs imports this module.
     from otel_resilience.logs._otlp_handler import OtlpLogHandler
+    from otel_resilience.logs._redaction import Redactor
 
     root = logging.getLogger()
     if any(getattr(handler, _BRIDGE_MARK, False) for handler in root.handlers):
         return
-    bridge = OtlpLogHandler(logger_provider, level=logging.NOTSET)
+    if redact is None:
+        redact = _redact_setting()
+    bridge = OtlpLogHandler(
+        logger_provider,
+        level=logging.NOTSET,
+        redactor=None if redact else Redactor(enabled=False),
+    )
     setattr(bridge, _BRIDGE_MARK, True)
     setattr(bridge, _OUR_HANDLER_MARK, True)
     root.addHandler(bridge)

@@ -158,7 +158,7 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
     metrics.set_meter_provider(meter_provider)
     _logs.set_logger_provider(logger_provider)
     if log_exporters:
-        attach_log_bridge(logger_provider)
+        attach_log_bridge(logger_provider, redact=settings.logs.redact)
 
     shutdown.add("traces", tracer_provider.shutdown)
     shutdown.add("metrics", meter_provider.shutdown)

@@ -579,6 +579,20 @@ LOG_REDACT = Variable(
     ),
     invalid_example="on",
 )
+LOG_LEAN_RECORDS = Variable(
+    name="OTEL_RESILIENCE_LOG_LEAN_RECORDS",
+    default=False,
+    parse=_parse_bool,
+    type_name="`true` or `false`",
+    expected="true or false",
+    meaning=(
+        "Apply Python's documented `logging` optimisations to the whole program: no caller "
+        "frame (`funcName`, `lineno`, `pathname` become placeholders), thread, process or "
+        "task names in records. About a third off each record's cost; leave off if your own "
+        "log formats show those fields."
+    ),
+    invalid_example="on",
+)
 
 METRICS_CARDINALITY_LIMIT = Variable(
     name="OTEL_RESILIENCE_METRICS_CARDINALITY_LIMIT",
@@ -698,6 +712,7 @@ RESILIENCE_VARIABLES: tuple[Variable[Any], ...] = (
     LOG_NON_BLOCKING,
     LOG_QUEUE_SIZE,
     LOG_REDACT,
+    LOG_LEAN_RECORDS,
     METRICS_CARDINALITY_LIMIT,
     HEALTH_ENABLED,
     HEALTH_HOST,
@@ -962,6 +977,7 @@ class LogSettings:
     non_blocking: bool = True
     queue_size: int = 10_000
     redact: bool = True
+    lean_records: bool = False
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> LogSettings:
@@ -985,6 +1001,7 @@ class LogSettings:
             non_blocking=LOG_NON_BLOCKING.read(environ),
             queue_size=LOG_QUEUE_SIZE.read(environ),
             redact=LOG_REDACT.read(environ),
+            lean_records=LOG_LEAN_RECORDS.read(environ),
         )
 
 

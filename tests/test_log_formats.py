@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime
+import enum
 import io
 import json
 import logging
@@ -623,3 +625,94 @@ def test_a_bound_mutable_value_is_redacted_as_it_is_when_logged(
             log.logger.info("after")
             del profile["password"]
         assert "hunter2" not in log.text()
+
+
+# -- the fast path writes exactly what the general path writes --------------------------------
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+
+
+def _records_of_every_shape(tracer: Tracer) -> list[logging.LogRecord]:
+    """Records as the fast path meets them and as it hands them over to the general path."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    log = logging.getLogger(f"test_log_formats.shapes.{next(_counter)}")
+    log.setLevel(1)
+    log.propagate = False
+    log.addHandler(Keep())
+    profile: dict[str, object] = {"user": "u7", "password": "hunter2"}
+    extras: list[dict[str, object]] = [
+        {},
+        {"order_id": 7},
+        {"order_id": 2**70, "ratio": float("nan"), "when": datetime.date(2026, 1, 2)},
+        {"colour": _Colour.RED, "tags": {"b", "a"}, "nested": {"api_key": "k", "n": [1, 2]}},
+        {"api_token": "t0k3n", "naïve": "café"},
+        {"user_id": "extra wins"},  # collides with a bound field
+        {"level": "mine", "trace_id": "x"},  # collides with reserved fields
+        {"bad": "lone \udcff surrogate"},
+        {"object": object()},
+    ]
+    messages: list[tuple[object, tuple[object, ...]]] = [
+        ("plain", ()),
+        ("order %s placed", (5,)),
+        ("%d is not a number", ("five",)),  # does not format: general path
+        ({"a": 1}, ()),  # not a string
+        ("surrogate \udcff in message", ()),
+        ("ünïcödé %s", ("ok",)),
+    ]
+    for context in ({}, {"request_id": "r-42", "user_id": "u-7"}, {"profile": profile}):
+        for in_span in (False, True):
+            with contextlib.ExitStack() as stack:
+                if in_span:
+                    stack.enter_context(tracer.start_as_current_span("shape"))
+                stack.enter_context(bind(context))
+                for extra in extras:
+                    for message, args in messages:
+                        log.info(message, *args, extra=extra)
+                log.log(TRACE, "trace level")
+                log.log(33, "custom level")
+                log.warning("with stack", stack_info=True)
+                try:
+                    raise KeyError("boom")
+                except KeyError:
+                    log.exception("with exception")
+    return records
+
+
+@pytest.mark.parametrize("service_name", [None, "shop", "caf\udcffe"])
+def test_the_fast_path_writes_what_the_general_path_writes(
+    tracer: Tracer, service_name: str | None
+) -> None:
+    records = _records_of_every_shape(tracer)
+    fast = JsonFormatter(service_name=service_name)
+    general = JsonFormatter(service_name=service_name)
+    general._fast = False
+    taken = 0
+    for record in records * 2:  # twice: the second time with every cache warm
+        if fast._fast:
+            with contextlib.suppress(Exception):  # falls back, as format_bytes does
+                taken += fast._line(record) is not None
+        assert fast.format_bytes(record) == general.format_bytes(record), record.__dict__
+        assert fast.format(record) == general.format(record)
+        json.loads(fast.format_bytes(record))
+    assert taken > 0 or not fast._fast  # the fast path did run for the common shapes
+
+
+def test_extras_are_found_among_attributes_set_after_the_record_was_made() -> None:
+    record = logging.LogRecord("n", logging.INFO, __file__, 1, "m", (), None)
+    assert _json_format.record_extras(record) == {}
+    record.__dict__.update({"order_id": 1, "message": "set by a formatter", "user": "u"})
+    assert _json_format.record_extras(record) == {"order_id": 1, "user": "u"}
+
+    class Subclass(logging.LogRecord):
+        pass
+
+    other = Subclass("n", logging.INFO, __file__, 1, "m", (), None)
+    other.__dict__["order_id"] = 2
+    assert _json_format.record_extras(other) == {"order_id": 2}

@@ -544,3 +544,65 @@ def test_dict_config_and_file_config_keep_our_handlers_and_apply_the_programs() 
     assert result["ours"] == expected  # our JSON output was neither closed nor removed
     assert result["dropped"] == 0
     assert result["root"] == ["OtlpLogHandler", "_LastResortStandIn", "NonBlockingHandler"]
+
+
+@pytest.mark.parametrize("redact", [True, False, None])
+def test_the_bridge_redacts_as_the_settings_say(
+    redact: bool | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_resilience import config
+    from otel_resilience._log_bridge import attach_log_bridge
+
+    if redact is None:  # from OTEL_RESILIENCE_LOG_REDACT
+        monkeypatch.setenv("OTEL_RESILIENCE_LOG_REDACT", "false")
+        config.current_settings.cache_clear()
+    root = logging.getLogger()
+    before = list(root.handlers)
+    basic_config = logging.basicConfig
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    try:
+        attach_log_bridge(provider, redact=redact)
+        log = logging.getLogger("test.otlp.bridge.redact")
+        log.setLevel(logging.INFO)
+        log.info("login", extra={"password": "hunter2", "user": "u7"})
+    finally:
+        for handler in list(root.handlers):
+            if handler not in before:
+                root.removeHandler(handler)
+        logging.basicConfig = basic_config
+        config.current_settings.cache_clear()
+        provider.shutdown()
+    (record,) = exporter.get_finished_logs()
+    attributes = dict(record.log_record.attributes or {})
+    assert attributes["user"] == "u7"
+    assert attributes["password"] == ("[REDACTED]" if redact else "hunter2")
+
+
+def test_attributes_are_the_same_once_the_handler_knows_the_names(pipeline: Pipeline) -> None:
+    shapes: list[dict[str, object]] = [
+        {"order_id": 7, "ratio": 0.5, "gift": False, "note": "plain"},
+        {"order_id": 2**70, "note": "caf\u00e9", "tags": ["a", "b"]},
+        {"user_id": "extra wins", "password": "hunter2"},
+        {"level": "reserved", "card": {"secret": "cvv"}},
+        {"none": None, "raw": b"bytes"},
+    ]
+    for _ in range(2):  # the second time, the names are known to need no redaction
+        with logs.bind(request_id="r-42", user_id="u-7"):
+            for extra in shapes:
+                pipeline.log.info("shape", extra=extra)
+        pipeline.log.info("unbound", extra=shapes[0])
+    records = [dict(record.log_record.attributes or {}) for record in pipeline.records()]
+    half = len(records) // 2
+    assert records[:half] == records[half:]
+    assert records[0] == {
+        "request_id": "r-42",
+        "user_id": "u-7",
+        "order_id": 7,
+        "ratio": 0.5,
+        "gift": False,
+        "note": "plain",
+    }
+    assert records[2]["password"] == "[REDACTED]"
+    assert records[2]["context.user_id"] == "u-7"

@@ -664,3 +664,71 @@ def test_the_writer_is_one_named_daemon_thread(attach: Attach) -> None:
     writers = {t for t in threading.enumerate() if t.name == "otel-resilience-log-writer"} - before
     assert len(writers) == 1
     assert all(writer.daemon for writer in writers)
+
+
+def _drop_secrets(record: logging.LogRecord) -> bool:
+    return "secret" not in record.getMessage()
+
+
+def test_filters_on_the_non_blocking_handler_apply(attach: Attach) -> None:
+    written: list[bytes] = []
+    handler = NonBlockingHandler(written.append, formatter=MESSAGE_ONLY)
+    handler.addFilter(_drop_secrets)
+
+    class Rewrite(logging.Filter):  # returns a replacement record (honoured on 3.12+)
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.msg = record.msg.upper()
+            return True
+
+    handler.addFilter(Rewrite())
+    log = attach(handler)
+    log.info("kept")
+    log.info("a secret")
+    handler.close()
+    assert b"".join(written) == b"KEPT\n"
+
+
+def test_a_late_record_after_close_is_counted_not_lost_silently(attach: Attach) -> None:
+    written: list[bytes] = []
+    handler = NonBlockingHandler(written.append, formatter=MESSAGE_ONLY)
+    log = attach(handler)
+    log.info("before")
+    handler.close()
+    log.info("after close")
+    assert b"".join(written) == b"before\n"
+    assert handler.dropped == 1
+    assert handler.pending == 0
+
+
+def test_a_busy_writer_is_not_signalled_per_record(attach: Attach) -> None:
+    sink = GatedSink()
+    handler = NonBlockingHandler(sink, formatter=MESSAGE_ONLY, max_queue=10_000)
+    log = attach(handler)
+    log.info("first")
+    handler.flush()
+    sink.gate.clear()  # the writer is held inside a write: not idle
+    log.info("held")
+    for number in range(1000):
+        log.info("queued %d", number)
+    assert not handler._idle
+    sink.gate.set()
+    handler.flush()
+    assert sink.lines == ["first", "held", *(f"queued {n}" for n in range(1000))]
+
+
+def test_a_lone_record_is_written_without_a_flush(attach: Attach) -> None:
+    sink = GatedSink()
+    handler = NonBlockingHandler(sink, formatter=MESSAGE_ONLY, linger=0.05)
+    log = attach(handler)
+    for round_number in range(3):  # the writer lingers, then sleeps until signalled
+        log.info("lone %d", round_number)
+        deadline = time.monotonic() + 30
+        while len(sink.lines) <= round_number and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # past the linger: the next record must wake a sleeping writer
+    assert sink.lines == ["lone 0", "lone 1", "lone 2"]
+
+
+def test_linger_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="linger"):
+        NonBlockingHandler(lambda data: None, linger=-1)

@@ -167,3 +167,49 @@ def test_under_the_launcher_json_lines_match_the_exported_spans(
     assert "trace_id" not in done
     assert "s3cret" not in run.stderr
     assert otlp_receiver.wait_for_metric("resilience.log.records.dropped")
+
+
+def test_lean_records_apply_the_documented_logging_optimisations_and_restore_them() -> None:
+    saved = (logging._srcfile, logging.logThreads, logging.logProcesses)
+    stream = io.StringIO()
+    setup = logs.configure(format="json", stream=stream, non_blocking=False, lean_records=True)
+    assert logging._srcfile is None
+    assert (logging.logThreads, logging.logProcesses, logging.logMultiprocessing) == (
+        False,
+        False,
+        False,
+    )
+    with logs.bind(request_id="r-1"):
+        logs.get_logger("shop").warning("lean", extra={"order_id": 7})
+    (line,) = lines(stream)
+    assert (line["message"], line["request_id"], line["order_id"]) == ("lean", "r-1", 7)
+    setup.close()
+    assert (logging._srcfile, logging.logThreads, logging.logProcesses) == saved
+
+
+def test_the_blocking_handler_honours_filters_and_never_raises(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class BrokenSink:
+        def write(self, data: bytes) -> None:
+            if b"boom" in data:
+                raise OSError("disk full")
+            written.append(data)
+
+        def flush(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    written: list[bytes] = []
+    setup = logs.configure(format="json", stream=io.StringIO(), non_blocking=False)
+    handler = setup.handlers[0]
+    handler.sink = BrokenSink()  # type: ignore[attr-defined]
+    handler.addFilter(lambda record: "hidden" not in record.getMessage())
+    log = logs.get_logger("shop")
+    log.warning("shown")
+    log.warning("hidden")
+    log.warning("boom")  # reported by logging's handleError, never raised
+    assert [json.loads(data)["message"] for data in written] == ["shown"]
+    assert "disk full" in capsys.readouterr().err

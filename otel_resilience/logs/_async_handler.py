@@ -13,10 +13,17 @@ frames, so a full queue of records keeps a great many objects alive for the garb
 collector to walk on every collection; bytes are one untracked object each. Formatting on
 the caller also fixes the message as it was at the call, when its arguments may change next.
 
-Caller-side cost is the formatting plus ``SimpleQueue.qsize`` and ``put``: C calls that never
-wait for the writer, which holds no lock at all while it writes. Drops are reported by the
-writer (to ``on_drop``, and as one line on stderr at most every ``report_interval``
-seconds), never through ``logging``, so reporting cannot recurse into the handler.
+Caller-side cost is the formatting plus a ``len`` and an ``append`` on a ``collections.deque``
+(atomic under the GIL, no lock), and, only when the writer is idle, setting the ``Event`` it
+sleeps on: a busy writer is never signalled per record, so callers and writer share no lock
+while records flow. Having emptied the queue with a small batch, the writer first lingers
+(50 ms by default) for more records before it goes idle, so a trickle costs one wake-up and
+one write per linger rather than per burst; a caller cuts the linger short when the queue
+is half full, and ``flush``/``close`` always do. ``handle`` is overridden to skip the handler lock
+``logging`` would take around each ``emit`` (``emit`` needs none); the handler's filters
+still apply. Drops are reported by the writer (to ``on_drop``, and as one line on stderr
+at most every ``report_interval`` seconds), never through ``logging``, so reporting cannot
+recurse into the handler.
 
 What is queued is written at exit (``atexit``, within ``flush_timeout``), after which the
 handler writes synchronously, so that records logged by later exit hooks are not lost. A
@@ -27,6 +34,7 @@ one starts on its first record): the parent's queued records are the parent's to
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import datetime
 import io
@@ -34,7 +42,6 @@ import itertools
 import logging
 import math
 import os
-import queue
 import sys
 import threading
 import time
@@ -42,7 +49,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import IO, Final, Literal, Protocol, cast
 
-__all__ = ["FileSink", "NonBlockingHandler", "Sink", "StreamSink"]
+__all__ = ["FileSink", "NonBlockingHandler", "Sink", "StreamSink", "serialiser_for"]
 
 
 class Sink(Protocol):
@@ -88,7 +95,11 @@ class NonBlockingHandler(logging.Handler):
     GIL back only every few milliseconds must drain a whole burst per turn (at 128 a
     100k-record burst lost a tenth of it on a busy machine). ``on_drop(count)`` is called by the
     writer with each new number of dropped records. ``flush_timeout`` bounds how long
-    :meth:`flush`, :meth:`close` and the exit wait for the writer.
+    :meth:`flush`, :meth:`close` and the exit wait for the writer. ``linger``: how long
+    the writer, having emptied the queue with a batch under a quarter of ``max_batch``,
+    waits for more records before it sleeps until a caller signals it; records written
+    meanwhile wait up to that long (a flush does not), and a trickle costs a wake-up per
+    ``linger`` rather than one per burst.
     """
 
     def __init__(
@@ -102,9 +113,12 @@ class NonBlockingHandler(logging.Handler):
         on_drop: Callable[[int], object] | None = None,
         report_interval: float = 10.0,
         flush_timeout: float = 5.0,
+        linger: float = 0.05,
     ) -> None:
         if max_queue < 1 or max_batch < 1:
             raise ValueError(f"max_queue and max_batch must be at least 1, got {max_queue}")
+        if linger < 0:
+            raise ValueError(f"linger must be at least 0, got {linger}")
         super().__init__(level)
         if formatter is not None:
             self.setFormatter(formatter)
@@ -113,18 +127,30 @@ class NonBlockingHandler(logging.Handler):
             self.sink, "write_records", None
         )
         self._max_queue = max_queue
+        self._wake_at = max_queue // 2
+        self._linger = linger
         self._max_batch = max_batch
         self._on_drop = on_drop
         self._report_interval = report_interval
         self._flush_timeout = flush_timeout
         self._closed = False
+        self._serialiser: tuple[logging.Formatter | None, Callable[[logging.LogRecord], bytes]] = (
+            None,
+            serialiser_for(_DEFAULT_FORMATTER),
+        )
         self._start_fresh()
         self._mode: _Mode = "queue"
         _live_handlers.add(self)
 
     def _start_fresh(self) -> None:
         """A new queue, new counters and no writer: construction, and a forked child."""
-        self._queue: queue.SimpleQueue[bytes | _Control] = queue.SimpleQueue()
+        # Appended by callers, popped by the writer: deque operations are atomic under the
+        # GIL. Bytes are not tracked by the garbage collector, so a long queue adds nothing
+        # to its collections.
+        self._queue: collections.deque[bytes | _Control] = collections.deque()
+        # Set by a caller only when ``_idle`` says the writer sleeps on it (or will).
+        self._wake = threading.Event()
+        self._idle = False
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()
         # Counted on the callers' threads, so drawn from itertools.count (one atomic C call).
@@ -142,8 +168,9 @@ class NonBlockingHandler(logging.Handler):
 
     @property
     def _lock(self) -> threading.RLock:
-        """The handler's own lock, which ``handle`` holds around ``emit``: taking it keeps
-        every emit out (``None`` only before ``createLock``, which ``__init__`` calls)."""
+        """The handler's own lock, serialising mode changes (close, exit) with each other
+        and with ``_after_late_append``; ``emit`` does not take it, but re-checks the mode
+        after appending (``None`` only before ``createLock``, which ``__init__`` calls)."""
         return cast(threading.RLock, self.lock)
 
     # --- counters ---------------------------------------------------------------------
@@ -170,13 +197,33 @@ class NonBlockingHandler(logging.Handler):
     @property
     def pending(self) -> int:
         """Records queued and not yet taken by the writer."""
-        return self._queue.qsize()
+        return sum(1 for item in list(self._queue) if type(item) is bytes)
 
     # --- the caller's side ------------------------------------------------------------
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        """``Handler.handle`` without the handler lock: ``emit`` is safe without it.
+
+        Filters added to the handler apply as with any handler (a filter may return a
+        replacement record, since Python 3.12).
+        """
+        if self.filters:
+            passed = self.filter(record)
+            if not passed:
+                return False
+            if isinstance(passed, logging.LogRecord):
+                record = passed
+        self.emit(record)
+        return True
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            data = self._serialise(record)
+            formatter = self.formatter or _DEFAULT_FORMATTER
+            cached = self._serialiser
+            if cached[0] is not formatter:
+                cached = (formatter, serialiser_for(formatter))
+                self._serialiser = cached
+            data = cached[1](record)
         except Exception:
             self.handleError(record)
             return
@@ -184,12 +231,37 @@ class NonBlockingHandler(logging.Handler):
             self._emit_without_queue(data)
             return
         records = self._queue
-        if records.qsize() >= self._max_queue:
+        queued = len(records)
+        if queued >= self._max_queue:
             next(self._overflowed)
             return
-        records.put(data)
+        records.append(data)
+        if self._idle:
+            # The first caller to see it clears the flag, so the records that follow,
+            # until the writer has the GIL again, do not signal it over and over.
+            self._idle = False
+            self._wake.set()
+        elif queued == self._wake_at:  # half full: cut the writer's linger short
+            self._wake.set()
         if self._worker is None:
             self._start_worker()
+        elif self._mode != "queue":
+            # Closed or drained at exit between the check above and the append: the
+            # writer may be gone, so what it will not take is written (or counted) here.
+            self._after_late_append()
+
+    def _after_late_append(self) -> None:
+        with self._lock:
+            if self._mode == "direct":
+                self._write_queued()
+            elif self._mode == "closed" and (self._worker is None or not self._worker.is_alive()):
+                records = self._queue
+                while records:
+                    item = records.popleft()
+                    if isinstance(item, _Control):
+                        item.done.set()
+                    else:
+                        next(self._refused)
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Count the record as dropped; the writer reports it. Nothing reaches the caller.
@@ -201,14 +273,7 @@ class NonBlockingHandler(logging.Handler):
         next(self._unformattable)
 
     def _serialise(self, record: logging.LogRecord) -> bytes:
-        formatter = self.formatter or _DEFAULT_FORMATTER
-        format_bytes = getattr(formatter, "format_bytes", None)
-        if format_bytes is not None:
-            data: bytes = format_bytes(record)
-            return data
-        # backslashreplace: a lone surrogate (say, from an undecodable file name) must not
-        # cost the whole record.
-        return (formatter.format(record) + "\n").encode("utf-8", "backslashreplace")
+        return serialiser_for(self.formatter or _DEFAULT_FORMATTER)(record)
 
     def _emit_without_queue(self, data: bytes) -> None:
         if self._mode == "direct":  # after the exit drain: the writer is gone, write here
@@ -222,7 +287,10 @@ class NonBlockingHandler(logging.Handler):
             if self._worker is not None:
                 return
             worker = threading.Thread(
-                target=self._run, args=(self._queue,), name=_WRITER_THREAD_NAME, daemon=True
+                target=self._run,
+                args=(self._queue, self._wake),
+                name=_WRITER_THREAD_NAME,
+                daemon=True,
             )
             try:
                 worker.start()
@@ -234,27 +302,49 @@ class NonBlockingHandler(logging.Handler):
 
     # --- the writer's side ------------------------------------------------------------
 
-    def _run(self, records: queue.SimpleQueue[bytes | _Control]) -> None:
+    def _run(self, records: collections.deque[bytes | _Control], wake: threading.Event) -> None:
         idle_wait = max(self._report_interval, 0.1)
-        take = records.get_nowait
+        take = records.popleft
+        max_batch = self._max_batch
+        linger = self._linger
+        lingered = True
+        trickle = max(1, max_batch // 4)
+        taken = 0
         while True:
-            try:
-                first = records.get(timeout=idle_wait)
-            except queue.Empty:
-                self._report()
+            if not records and not lingered and linger > 0 and taken < trickle:
+                # The queue ran dry after a small batch: wait a little for more before
+                # sleeping until signalled, so that a trickle is written in a few large
+                # writes rather than with a wake-up per burst. Callers do not signal
+                # meanwhile, except at half full; ``flush`` and ``close`` always do. After
+                # a large batch the flow is heavy: lingering would only let the queue fill.
+                lingered = True
+                wake.wait(linger)
+                wake.clear()
                 continue
+            lingered = False
+            if not records:
+                # Say "idle" before the last look, so a record appended after it is signalled.
+                self._idle = True
+                if not records and not wake.wait(idle_wait):
+                    self._idle = False
+                    self._report()
+                    continue
+                wake.clear()
+                self._idle = False  # when woken by a control, not by a caller
             # Callers wait for the GIL while this thread runs Python, so the batch is taken in
             # tight comprehensions, not a loop with a ``try`` per item, and it is bounded by
-            # ``max_batch``. ``qsize`` items are surely there: only this thread takes.
-            items = [first]
-            items += [take() for _ in range(min(records.qsize(), self._max_batch - 1))]
-            batch = [item for item in items if type(item) is not _Control]
+            # ``max_batch``. ``len`` items are surely there: only this thread takes.
+            items = [take() for _ in range(min(len(records), max_batch))]
+            taken = len(items)
+            if not items:
+                continue
+            batch = [item for item in items if type(item) is bytes]
             if batch:
-                self._write(cast("list[bytes]", batch))
+                self._write(batch)
             controls = [i for i in items if type(i) is _Control] if len(batch) < len(items) else []
-            if controls or records.empty():
+            if controls or not records:
                 self._flush_sink()
-            self._report()
+                self._report()
             for control in controls:
                 control.done.set()
             if any(control.stop for control in controls):
@@ -281,10 +371,11 @@ class NonBlockingHandler(logging.Handler):
     def _write_queued(self) -> None:
         """Write what is left in the queue on this thread (the writer is gone)."""
         batch: list[bytes] = []
-        while True:
+        records = self._queue
+        while records:
             try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
+                item = records.popleft()
+            except IndexError:  # taken by a writer thread still finishing
                 break
             if isinstance(item, _Control):
                 item.done.set()
@@ -339,7 +430,7 @@ class NonBlockingHandler(logging.Handler):
         ):
             return
         control = _Control(stop=False)
-        self._queue.put(control)
+        self._enqueue(control)
         control.done.wait(self._flush_timeout if timeout is None else timeout)
 
     def close(self) -> None:
@@ -355,7 +446,7 @@ class NonBlockingHandler(logging.Handler):
             mode, self._mode = self._mode, "closed"
             worker = self._worker if mode == "queue" else None
             if worker is not None:
-                self._queue.put(_Control(stop=True))
+                self._enqueue(_Control(stop=True))
         stuck = False
         if worker is not None and worker is not threading.current_thread():
             worker.join(self._flush_timeout)
@@ -363,6 +454,9 @@ class NonBlockingHandler(logging.Handler):
         if stuck:
             self._abandon("closing")
         elif not self._sink_abandoned:
+            if worker is not None:
+                # Records appended while the stop went in (``emit`` takes no lock).
+                self._write_queued()
             try:
                 self.sink.close()
             except Exception as error:
@@ -374,7 +468,7 @@ class NonBlockingHandler(logging.Handler):
     def _abandon(self, when: str) -> None:
         """The writer is stuck in the sink: count what it will not write, and say so."""
         self._sink_abandoned = True
-        left = self._queue.qsize()
+        left = self.pending
         self._failed += left
         _warn(
             f"{left} log records not written when {when}: the sink did not finish within "
@@ -391,7 +485,7 @@ class NonBlockingHandler(logging.Handler):
                 self._mode = "direct"
                 self._write_queued()
                 return None
-            self._queue.put(_Control(stop=True))
+            self._enqueue(_Control(stop=True))
             return worker
 
     def _finish_exit(self, worker: threading.Thread) -> None:
@@ -405,10 +499,30 @@ class NonBlockingHandler(logging.Handler):
             self._write_queued()
             self._report()
 
+    def _enqueue(self, control: _Control) -> None:
+        self._queue.append(control)
+        self._wake.set()
+
     def _after_fork_in_child(self) -> None:
         mode = self._mode
         self._start_fresh()
         self._mode = "closed" if mode == "closed" else "queue"
+
+
+def serialiser_for(formatter: logging.Formatter) -> Callable[[logging.LogRecord], bytes]:
+    """How ``formatter`` turns a record into one line of UTF-8 bytes, newline included."""
+    format_bytes: Callable[[logging.LogRecord], bytes] | None = getattr(
+        formatter, "format_bytes", None
+    )
+    if format_bytes is not None:
+        return format_bytes
+
+    def encoded(record: logging.LogRecord) -> bytes:
+        # backslashreplace: a lone surrogate (say, from an undecodable file name) must not
+        # cost the whole record.
+        return (formatter.format(record) + "\n").encode("utf-8", "backslashreplace")
+
+    return encoded
 
 
 def _count_value(counter: itertools.count[int]) -> int:

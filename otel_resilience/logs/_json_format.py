@@ -44,7 +44,8 @@ Collisions: the names above are reserved, whether present in a record or not. A 
 with a reserved name is written as ``context.<name>``, an ``extra=`` field as
 ``extra.<name>``. When an ``extra=`` field and a bound field share a name, the ``extra=``
 value (the more specific) takes the name and the bound one moves to ``context.<name>``. A
-prefixed name that is itself taken is not written.
+prefixed name that is itself taken is not written. The rule lives in :class:`BoundFields`
+and :func:`merge_extras`, which the OTLP handler uses too, so its attributes are named alike.
 
 Values: strings, numbers, booleans, None, lists, tuples and mappings are JSON; datetimes,
 dates and times ISO 8601, UUIDs strings, enums their value, sets lists, other objects their
@@ -57,12 +58,17 @@ replaced where it is met; a message whose ``%`` arguments do not fit is kept raw
 comes out, with ``timestamp``, ``level``, ``logger``, ``message`` and
 ``otel_resilience.format_error``.
 
-Cost: the fixed fields are read straight from the record; the timestamp's date and time are
-formatted once per second, a span's ids once per span, and the bound context's redaction
-once per bound mapping (it only changes on ``bind``) when its values are constants.
-Caller-frame details are written only when asked (``include_source``). ``orjson``
-serialises when installed; the standard ``json`` module otherwise, with the same output for
-the types above.
+Cost: the common record (no exception or stack, a message that formats, no ``extra=`` name
+colliding with another field, no ``thread.*`` or ``code.*`` asked for) takes a fast path
+that splices pre-serialised bytes: the timestamp's date and time once per second, the level
+and logger names once per pair, the span's ids, ``service.name`` and the bound context
+together once per (span, bound mapping) when the bound values are constants, and the
+``extra=`` fields with one ``orjson.dumps`` (found among the attributes added after the
+record was made, the redactor skipped for names it already let through with scalar values).
+Every other record takes the general path (a dict of the fields, then one serialisation);
+both give the same bytes. Caller-frame details are read only when asked
+(``include_source``). ``orjson`` serialises when installed; the standard ``json`` module
+otherwise, with the same output for the types above (and no fast path).
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import itertools
 import json
 import logging
 import math
@@ -80,8 +87,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Generic, Literal, TypeVar
 
-from otel_resilience.logs._context import bound, current_span_ids, holds_only_constants
-from otel_resilience.logs._levels import level_name
+from otel_resilience.logs._context import SpanIds, bound, current_span_ids, holds_only_constants
+from otel_resilience.logs._levels import TRACE, level_name
 from otel_resilience.logs._redaction import DEFAULT_REDACTOR, TRUNCATED, Redactor
 
 try:
@@ -99,10 +106,13 @@ __all__ = [
     "clean_text",
     "exception_type_name",
     "formatted_traceback",
+    "merge_extras",
     "record_extras",
     "record_message",
     "safe_repr",
 ]
+
+V = TypeVar("V")
 
 Presence = Literal[
     "always",
@@ -181,14 +191,48 @@ def record_extras(record: logging.LogRecord) -> dict[str, object]:
     """The record's ``extra=`` fields, in the order given; empty (and cheap) when none."""
     attributes = record.__dict__
     # Most records have no extras and exactly the attributes ``LogRecord.__init__`` sets:
-    # counting them is enough. Otherwise one C-level pass decides.
-    if len(attributes) <= _INITIAL_RECORD_ATTRIBUTE_COUNT or STANDARD_RECORD_ATTRIBUTES.issuperset(
-        attributes
-    ):
+    # counting them is enough.
+    if len(attributes) <= _INITIAL_RECORD_ATTRIBUTE_COUNT:
         return {}
+    if type(record) is logging.LogRecord:
+        # ``makeRecord`` adds the extras after ``__init__`` (and a record factory's own
+        # attributes) so, a dict keeping insertion order, they are among the attributes past
+        # the initial ones: only those few are looked at, not all twenty-odd.
+        return {
+            key: attributes[key]
+            for key in itertools.islice(attributes, _INITIAL_RECORD_ATTRIBUTE_COUNT, None)
+            if key not in STANDARD_RECORD_ATTRIBUTES
+        }
+    # A LogRecord subclass may set its attributes in any order: one full pass.
     return {
         key: value for key, value in attributes.items() if key not in STANDARD_RECORD_ATTRIBUTES
     }
+
+
+def merge_extras(
+    fields: dict[str, V],
+    extras: Mapping[str, object],
+    convert: Callable[[str, object], tuple[str, V]],
+) -> None:
+    """Add the (already redacted) ``extra=`` fields to ``fields``, in place: the one place
+    the collision rule lives, for the JSON lines and the OTLP attributes alike.
+
+    ``fields`` holds the fixed fields and then the bound context. An ``extra=`` field with
+    a reserved name (:data:`JSON_FIELDS`) is written as ``extra.<name>`` unless that is
+    taken; one that shares a bound field's name takes the name (it is the more specific)
+    and the bound value moves to ``context.<name>`` unless that is taken.
+    """
+    for name, value in extras.items():
+        key, converted = convert(name, value)
+        if key in _RESERVED:
+            renamed = f"extra.{key}"
+            if renamed not in fields:
+                fields[renamed] = converted
+            continue
+        if key in fields:
+            # Only a bound field can hold a non-reserved name: it moves aside.
+            fields.setdefault(f"context.{key}", fields[key])
+        fields[key] = converted
 
 
 def safe_repr(value: object) -> str:
@@ -344,9 +388,6 @@ _json_encoder: Final = json.JSONEncoder(
 )
 
 
-V = TypeVar("V")
-
-
 class BoundFields(Generic[V]):
     """The bound context as record fields: redacted, kept clear of reserved names, and
     prepared once per bound mapping (it only changes on ``bind``), for the JSON lines and
@@ -374,6 +415,29 @@ class BoundFields(Generic[V]):
             # Holding ``context`` keeps its identity from being reused by another mapping.
             self._cache = (context, prepared)
         return prepared
+
+
+_HEADS_LIMIT: Final = 1024
+_CLEAN_NAMES_LIMIT: Final = 4096
+_LOG_RECORD: Final = logging.LogRecord
+_SCALAR_TYPES: Final = frozenset({str, int, float, bool, type(None), bytes})
+_NO_CONTEXT: Final[Mapping[str, object]] = MappingProxyType({})
+_UNNAMED_TRACE: Final = f"Level {TRACE}"  # what logging names 5 before anyone does
+
+
+def _json_bytes(text: str) -> bytes:
+    """``text`` as a JSON string; raises (the caller falls back) on lone surrogates."""
+    if _HAVE_ORJSON:
+        return orjson.dumps(text)
+    return json.dumps(text, ensure_ascii=False).encode("utf-8")
+
+
+def _members(fields: Mapping[str, object]) -> bytes:
+    """``,"a":1,"b":2``: the mapping's members, to splice into a line; raises when orjson
+    cannot serialise them (the caller falls back to the general path)."""
+    if not fields:
+        return b""
+    return b"," + orjson.dumps(fields, default=_serialisable)[1:-1]
 
 
 def _as_is(name: str, value: object) -> tuple[str, object]:
@@ -414,9 +478,37 @@ class JsonFormatter(logging.Formatter):
         # second whose date and time were formatted.
         self._second: tuple[int, str] = (-1, "")
         self._prepared_bound = BoundFields[object](self.redactor, _as_is)
+        # The fast path's pre-serialised fragments (see ``_line``), each a tuple or dict
+        # entry replaced in one assignment, so threads sharing the formatter never see a
+        # torn one: the line's start up to the second; ``"level":...,"logger":...`` per
+        # (level name, logger name); the span's ids, service name and bound fields per
+        # (span, bound mapping), the first never matching (no mapping is ``_NO_CONTEXT``).
+        self._second_prefix: tuple[int, bytes] = (-1, b"")
+        self._heads: dict[tuple[str, str], bytes] = {}
+        self._context_fragment: tuple[
+            SpanIds | None, Mapping[str, object], bytes, frozenset[str]
+        ] = (None, _NO_CONTEXT, b"", _RESERVED)
+        # Field names the redactor let through: ``extra=`` fields under them with scalar
+        # values skip it (a set only grown, under the GIL; bounded).
+        self._clean_names: set[str] = set()
+        self._fast = not (include_thread or include_source)
+        try:
+            self._service_fragment = (
+                b"" if service_name is None else b',"service.name":' + _json_bytes(service_name)
+            )
+        except Exception:  # not UTF-8 (a lone surrogate): the general path cleans it
+            self._service_fragment = b""
+            self._fast = False
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON, without a newline (the handler adds it)."""
+        if self._fast and self._use_orjson:
+            try:
+                line = self._line(record)
+            except Exception:
+                line = None
+            if line is not None:
+                return line[:-1].decode("utf-8")
         try:
             fields = self._fields(record)
         except Exception as error:
@@ -440,6 +532,13 @@ class JsonFormatter(logging.Formatter):
     def format_bytes(self, record: logging.LogRecord) -> bytes:
         """The record as one line of UTF-8 JSON, newline included, for byte-oriented writers."""
         if self._use_orjson:
+            if self._fast:
+                try:
+                    line = self._line(record)
+                except Exception:
+                    line = None
+                if line is not None:
+                    return line
             try:
                 fields = self._fields(record)
             except Exception as error:
@@ -454,6 +553,138 @@ class JsonFormatter(logging.Formatter):
             except Exception as error:
                 return (self._error_line(record, error) + "\n").encode("utf-8")
         return (self.format(record) + "\n").encode("utf-8")
+
+    def _line(self, record: logging.LogRecord) -> bytes | None:
+        """The line, newline included, from pre-serialised fragments; None when the record
+        needs the general path (see ``_fields``), which gives the same bytes when both apply.
+
+        The common record (no exception, no stack, no thread or source fields, a message
+        that formats, no ``extra=`` name colliding with a fixed or bound field) is written
+        as: the timestamp's second (once per second), its microseconds, the level and
+        logger names (once per pair), the message, then the span's ids, ``service.name``
+        and the bound context (together, once per span and bound mapping), then the
+        ``extra=`` fields (one ``orjson.dumps``). May raise where the general path would
+        replace a value; the callers then take the general path.
+        """
+        if record.exc_info or record.stack_info:
+            return None
+        message = record.msg
+        if type(message) is not str:
+            return None
+        if record.args:
+            try:
+                message = message % record.args
+            except Exception:  # the general path keeps it raw and says why
+                return None
+        created = record.created
+        second = int(created)
+        stamp = self._second_prefix
+        if stamp[0] != second:
+            stamp = self._new_second(second)
+        # Rounded, not truncated, as in ``_timestamp``.
+        micros = int((created - second) * 1_000_000 + 0.5)
+        if micros > 999_999:  # noqa: PLR1730 - cheaper than calling min() on the hot path
+            micros = 999_999
+        head = self._heads.get((record.levelname, record.name))
+        if head is None:
+            head = self._head(record.levelname, record.name)
+        ids = current_span_ids()
+        context = bound()
+        around = self._context_fragment
+        if around[0] is not ids or around[1] is not context:
+            around = self._new_context_fragment(ids, context)
+        extra: bytes | None = b""
+        if len(record.__dict__) > _INITIAL_RECORD_ATTRIBUTE_COUNT:  # else, no extras at all
+            extra = self._extra_fields(record, around[3])
+            if extra is None:
+                return None
+        return b'%s%06dZ"%s%s%s%s}\n' % (
+            stamp[1],
+            micros,
+            head,
+            orjson.dumps(message),
+            around[2],
+            extra,
+        )
+
+    def _new_second(self, second: int) -> tuple[int, bytes]:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        stamp = (second, b'{"timestamp":"' + text.encode("ascii"))
+        self._second_prefix = stamp
+        return stamp
+
+    def _new_context_fragment(
+        self, ids: SpanIds | None, context: Mapping[str, object]
+    ) -> tuple[SpanIds | None, Mapping[str, object], bytes, frozenset[str]]:
+        """The span's ids, ``service.name`` and the bound context, serialised, and the names
+        an ``extra=`` field must not take (reserved or bound); kept for the next record when
+        the bound values cannot change."""
+        span = (
+            b""
+            if ids is None
+            else b',"trace_id":"%s","span_id":"%s","trace_flags":"%s"'
+            % (
+                ids.trace_id.encode("ascii"),
+                ids.span_id.encode("ascii"),
+                ids.trace_flags.encode("ascii"),
+            )
+        )
+        prepared = self._prepared_bound(context) if context else {}
+        around = (
+            ids,
+            context,
+            span + self._service_fragment + _members(prepared),
+            _RESERVED.union(prepared),
+        )
+        if holds_only_constants(context):
+            self._context_fragment = around
+        return around
+
+    def _extra_fields(self, record: logging.LogRecord, taken: frozenset[str]) -> bytes | None:
+        """``,"name":value...`` for the ``extra=`` fields; None when a name is ``taken``."""
+        attributes = record.__dict__
+        if type(record) is not _LOG_RECORD:
+            extras = record_extras(record)
+        elif len(attributes) == _INITIAL_RECORD_ATTRIBUTE_COUNT + 1:
+            # One attribute added after ``__init__``, the most common case by far: the last
+            # one, read without a pass over the others.
+            name = next(reversed(attributes))
+            if name in STANDARD_RECORD_ATTRIBUTES:  # ``message``, set by another formatter
+                return b""
+            if name in taken:
+                return None  # the general path renames
+            value = attributes[name]
+            if name in self._clean_names and type(value) in _SCALAR_TYPES:
+                return b"," + orjson.dumps({name: value})[1:-1]
+            extras = {name: value}
+        else:  # ``record_extras``, inlined
+            extras = {
+                key: attributes[key]
+                for key in itertools.islice(attributes, _INITIAL_RECORD_ATTRIBUTE_COUNT, None)
+                if key not in STANDARD_RECORD_ATTRIBUTES
+            }
+        if not extras:
+            return b""
+        if not taken.isdisjoint(extras):
+            return None  # the general path renames
+        clean = self._clean_names
+        # Known clean names with scalar values need no redactor: two C-level set checks.
+        if not (clean.issuperset(extras) and _SCALAR_TYPES.issuperset(map(type, extras.values()))):
+            redactor = self.redactor
+            redacted = redactor.redact(extras)
+            if len(clean) < _CLEAN_NAMES_LIMIT:
+                clean.update(name for name in extras if not redactor.is_sensitive(name))
+            extras = redacted  # type: ignore[assignment]
+        return b"," + orjson.dumps(extras, default=_serialisable)[1:-1]
+
+    def _head(self, levelname: str, name: str) -> bytes:
+        """``,"level":"INFO","logger":"<name>","message":`` for one level and logger name."""
+        if len(self._heads) >= _HEADS_LIMIT:  # logger names are few; a bound against odd ones
+            self._heads = {}
+        level = "TRACE" if levelname == _UNNAMED_TRACE else levelname
+        head = b',"level":%s,"logger":%s,"message":' % (_json_bytes(level), _json_bytes(name))
+        self._heads[(levelname, name)] = head
+        return head
 
     def _timestamp(self, created: float) -> str:
         second = int(created)
@@ -499,15 +730,7 @@ class JsonFormatter(logging.Formatter):
             fields.update(self._prepared_bound(context))
         extras = record_extras(record)
         if extras:
-            for key, value in self.redactor.redact(extras).items():
-                if key in _RESERVED:
-                    if f"extra.{key}" not in fields:
-                        fields[f"extra.{key}"] = value
-                    continue
-                if key in fields:
-                    # Only a bound field can hold a non-reserved name: it moves aside.
-                    fields.setdefault(f"context.{key}", fields[key])
-                fields[key] = value
+            merge_extras(fields, self.redactor.redact(extras), _as_is)
         return fields
 
     def _error_line(self, record: logging.LogRecord, error: BaseException) -> str:

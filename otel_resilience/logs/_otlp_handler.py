@@ -2,9 +2,10 @@
 
 :class:`OtlpLogHandler` replaces the SDK's ``LoggingHandler`` (deprecated in SDK 1.45). It
 uses only the public Logs API: ``logger_provider.get_logger(name)`` once per logger name,
-then ``Logger.emit(timestamp=..., context=..., severity_number=..., ...)`` per record (the
-keyword form; the ``LogRecord`` form is equally current, but would build a record only for
-the SDK to copy its fields). What a record becomes:
+then ``Logger.emit(LogRecord(timestamp=..., context=..., severity_number=..., ...))`` per
+record, with the API's ``LogRecord`` (the SDK's keyword form builds the same record and
+first copies the attributes, to add exception attributes we never ask it for). What a
+record becomes:
 
 ==========================  ==================================================================
 OTLP field                  from
@@ -54,8 +55,10 @@ owner flushes and shuts it down (the launcher's bounded shutdown, at exit). ``cl
 not shut the provider down either, and records emitted after it are still sent.
 
 Cost: the SDK ``Logger`` of each logger name is cached (the SDK's handler looks it up per
-record, under a lock); ``code.*`` is only read when asked; the bound context is redacted
-and converted once per bound mapping when its values are constants.
+record, under a lock); ``handle`` takes no handler lock (the SDK is thread-safe); ``code.*``
+is only read when asked; the bound context is redacted and converted once per bound
+mapping when its values are constants; ``extra=`` fields are found among the attributes
+added after the record was created, not by scanning all of them.
 """
 
 from __future__ import annotations
@@ -66,10 +69,11 @@ import logging
 import threading
 import uuid
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, cast
 
 from opentelemetry._logs import Logger as OtelLogger
 from opentelemetry._logs import LoggerProvider, NoOpLogger, SeverityNumber, get_logger_provider
+from opentelemetry._logs import LogRecord as OtelLogRecord
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_current
 
 from otel_resilience.logs._context import bound
@@ -79,6 +83,7 @@ from otel_resilience.logs._json_format import (
     clean_text,
     exception_type_name,
     formatted_traceback,
+    merge_extras,
     record_extras,
     record_message,
     safe_repr,
@@ -106,9 +111,10 @@ AttributeValue = (
 )
 """What :func:`attribute_value` returns: an attribute value every OTLP backend accepts."""
 
-# Names the JSON formatter reserves: colliding bound and extra= fields are renamed alike.
-_RESERVED: Final = frozenset(JSON_FIELDS)
 _FORMAT_ERROR: Final = "otel_resilience.format_error"
+_RESERVED: Final = frozenset(JSON_FIELDS)
+_CLEAN_NAMES_LIMIT: Final = 4096
+_NO_ATTRIBUTES: Final[dict[str, AttributeValue]] = {}
 _TRACEBACK_FORMATTER: Final = logging.Formatter()
 _INT64: Final = range(-(2**63), 2**63)
 _PRIMITIVES: Final = frozenset({str, bool, int, float})
@@ -162,8 +168,9 @@ def attribute_value(value: object) -> AttributeValue:
 
 
 def _attribute_field(name: str, value: object) -> tuple[str, AttributeValue]:
-    """A bound field as an OTLP attribute: a clean key, an attribute-typed value."""
-    return clean_text(name), attribute_value(value)
+    """A bound or ``extra=`` field as an OTLP attribute: a clean key, an attribute value."""
+    key = clean_text(name) if type(name) is str else safe_repr(name)
+    return key, attribute_value(value)
 
 
 def _other_value(value: object) -> AttributeValue:
@@ -244,11 +251,25 @@ class OtlpLogHandler(logging.Handler):
         self._errors = 0
         # One entry, replaced in one assignment: the bound mapping last prepared.
         self._prepared_bound = BoundFields[AttributeValue](self.redactor, _attribute_field)
+        # ``extra=`` names that need neither renaming nor redaction (only grown; bounded).
+        self._clean_names: set[str] = set()
 
     @property
     def errors(self) -> int:
         """Records that could not be emitted."""
         return self._errors
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """``Handler.handle`` without the handler lock: the SDK's logger is thread-safe, and
+        ``emit`` keeps its own per-thread state. Filters added to the handler still apply."""
+        if self.filters:
+            passed = self.filter(record)
+            if not passed:
+                return False
+            if isinstance(passed, logging.LogRecord):
+                record = passed
+        self.emit(record)
+        return True
 
     def emit(self, record: logging.LogRecord) -> None:
         state = self._state
@@ -271,12 +292,14 @@ class OtlpLogHandler(logging.Handler):
                 return
             body, message_error = record_message(record)
             logger.emit(
-                timestamp=int(record.created * 1e9),
-                context=context,
-                severity_number=severity,
-                severity_text=severity_text(record),
-                body=clean_text(body),
-                attributes=self._attributes(record, message_error),
+                OtelLogRecord(
+                    timestamp=int(record.created * 1e9),
+                    context=context,
+                    severity_number=severity,
+                    severity_text=severity_text(record),
+                    body=clean_text(body),
+                    attributes=self._attributes(record, message_error),
+                )
             )
         except Exception:
             self.handleError(record)
@@ -294,6 +317,49 @@ class OtlpLogHandler(logging.Handler):
             return logger
 
     def _attributes(
+        self, record: logging.LogRecord, message_error: str | None
+    ) -> dict[str, AttributeValue] | None:
+        if not (self.include_source or record.exc_info or record.stack_info or message_error):
+            plain = self._plain_attributes(record)
+            if plain is not None:
+                return plain or None
+        return self._all_attributes(record, message_error)
+
+    def _plain_attributes(self, record: logging.LogRecord) -> dict[str, AttributeValue] | None:
+        """The bound context and ``extra=`` fields when there is nothing to rename, redact or
+        convert (names the redactor let through, plain values); None otherwise."""
+        context = bound()
+        prepared = self._prepared_bound(context) if context else _NO_ATTRIBUTES
+        extras = record_extras(record)
+        if not extras:
+            return dict(prepared)
+        clean = self._clean_names
+        if not clean.issuperset(extras):
+            redactor = self.redactor
+            if len(clean) < _CLEAN_NAMES_LIMIT:  # ASCII names the redactor lets through
+                clean.update(
+                    name
+                    for name in extras
+                    if name.isascii() and name not in _RESERVED and not redactor.is_sensitive(name)
+                )
+            return None
+        if not prepared.keys().isdisjoint(extras):
+            return None
+        attributes = dict(prepared)
+        for name, value in extras.items():
+            kind = type(value)
+            plain = (
+                kind is bool
+                or kind is float
+                or (kind is str and cast(str, value).isascii())
+                or (kind is int and value in _INT64)
+            )
+            if not plain:
+                return None
+            attributes[name] = cast(AttributeValue, value)
+        return attributes
+
+    def _all_attributes(
         self, record: logging.LogRecord, message_error: str | None
     ) -> dict[str, AttributeValue] | None:
         attributes: dict[str, AttributeValue] = {}
@@ -316,17 +382,7 @@ class OtlpLogHandler(logging.Handler):
             attributes.update(self._prepared_bound(context))
         extras = record_extras(record)
         if extras:
-            for name, value in self.redactor.redact(extras).items():
-                key = clean_text(name) if type(name) is str else safe_repr(name)
-                if key in _RESERVED:
-                    renamed = f"extra.{key}"
-                    if renamed not in attributes:
-                        attributes[renamed] = attribute_value(value)
-                    continue
-                if key in attributes:
-                    # Only a bound field can hold a non-reserved name: it moves aside.
-                    attributes.setdefault(f"context.{key}", attributes[key])
-                attributes[key] = attribute_value(value)
+            merge_extras(attributes, self.redactor.redact(extras), _attribute_field)
         return attributes or None
 
     def handleError(self, record: logging.LogRecord) -> None:

@@ -142,9 +142,17 @@ class Redactor:
 
     def _redact_mapping(self, fields: Mapping[str, object], depth: int) -> Mapping[str, object]:
         changed: dict[str, object] | None = None
+        known = self._cache
         for key, value in fields.items():
-            if isinstance(key, str) and self.is_sensitive(key):
+            # The common field, a known clean name with a scalar value, costs a dict look-up
+            # and a set look-up, no method call.
+            sensitive = known.get(key)
+            if sensitive is None:
+                sensitive = isinstance(key, str) and self.is_sensitive(key)
+            if sensitive:
                 new_value: object = REDACTED
+            elif type(value) in _SCALARS:
+                continue
             else:
                 new_value = self._redact_nested(value, depth)
             if new_value is not value:
