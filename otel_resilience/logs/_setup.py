@@ -18,11 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import IO, Final, Literal
 
-from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Observation
-
 from otel_resilience._log_bridge import keep_basic_config_working, keep_logging_config_working
-from otel_resilience._version import __version__
 from otel_resilience.config import LogSettings
 from otel_resilience.logs._async_handler import (
     FileSink,
@@ -37,6 +33,8 @@ from otel_resilience.logs._json_format import JsonFormatter
 from otel_resilience.logs._levels import install_trace_level
 from otel_resilience.logs._memory import RingBufferHandler
 from otel_resilience.logs._redaction import Redactor
+from otel_resilience.metrics import Observation
+from otel_resilience.metrics._registry import resilience_registry
 
 __all__ = [
     "LEAN_RECORD_SETTINGS",
@@ -339,24 +337,21 @@ def get_logger(name: str | None = None) -> logging.Logger:
     return logging.getLogger(name)
 
 
-_drop_counter_registered = False
-
-
-def _observe_drops(options: CallbackOptions) -> Iterable[Observation]:
+def _observe_drops() -> Iterable[Observation]:
     setup = _current
-    yield Observation(0 if setup is None else setup.dropped)
+    yield (0 if setup is None else setup.dropped), {}
 
 
 def _register_drop_counter() -> None:
-    """``resilience.log.records.dropped``, read from the writers at collection time."""
-    global _drop_counter_registered  # noqa: PLW0603 - one instrument per process
-    with _current_lock:
-        if _drop_counter_registered:
-            return
-        _drop_counter_registered = True
-    metrics.get_meter("otel_resilience", __version__).create_observable_counter(
+    """``resilience.log.records.dropped``, read from the writers at collection time.
+
+    In the registry of our own instruments, like the breakers': rendered on the Prometheus
+    endpoint, sent with the OTLP batches, and in ``/status``. Registering again returns
+    the same instrument.
+    """
+    resilience_registry().observable_counter(
         "resilience.log.records.dropped",
-        callbacks=[_observe_drops],
+        _observe_drops,
         unit="{record}",
         description="Log records dropped because the non-blocking writer's queue was full.",
     )
