@@ -872,7 +872,12 @@ class CallPermit:
         if self._recorded:
             return
         self._recorded = True
-        self._breaker._record_outcome(failed, self._started, self._trial, error)
+        breaker = self._breaker
+        if failed is False and not self._trial and breaker._fast:
+            # A success through a closed breaker: the lock-free path breaker.call takes.
+            breaker._record_fast_success(self._started)
+            return
+        breaker._record_outcome(failed, self._started, self._trial, error)
 
 
 def _shared_policy(**settings: Any) -> BreakerPolicy:

@@ -19,20 +19,24 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import context, metrics, propagate, trace
-from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY
-from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
+from opentelemetry.context import (
+    _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
+    _SUPPRESS_INSTRUMENTATION_KEY,
+)
+from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY_PLAIN
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from otel_resilience._admission import admit
 from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
-from otel_resilience._retry import Retry, RetryBudget, RetryDetails, current_attempt
+from otel_resilience._retry import Retry, RetryBudget, RetryDetails, RetryRun, current_attempt
 from otel_resilience._version import __version__
 from otel_resilience._views import SECONDS_BUCKETS
 from otel_resilience.config import RetrySettings, current_settings
@@ -49,6 +53,7 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
+P = ParamSpec("P")
 ResponseT = TypeVar("ResponseT")
 ResponseT_contra = TypeVar("ResponseT_contra", contravariant=True)
 
@@ -105,17 +110,31 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(0.0, seconds)
 
 
+def _instrumentation_suppressed() -> bool:
+    """``not is_http_instrumentation_enabled()``, reading the context once (every request)."""
+    current = context.get_current()
+    return bool(
+        current.get(_SUPPRESS_INSTRUMENTATION_KEY)
+        or current.get(_SUPPRESS_INSTRUMENTATION_KEY_PLAIN)
+        or current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY)
+    )
+
+
 def _sending_context(span: trace.Span, headers: MutableMapping[str, str]) -> context.Context:
     """Inject ``span``'s trace context into ``headers``; the context to send the request in.
 
     In that context our span is current and lower HTTP layers are suppressed, which keeps
     urllib3's or httpcore's own instrumentation (if any) from adding a second client span.
     It is attached and detached directly rather than through two context managers, and
-    built once for both uses: this is on every request's path.
+    built once for both uses, in one copy of the current context (what
+    ``trace.set_span_in_context`` and ``context.set_value`` would make in two): this is on
+    every request's path.
     """
-    with_span = trace.set_span_in_context(span)
-    propagate.inject(headers, context=with_span)
-    return context.set_value(_SUPPRESS_HTTP_INSTRUMENTATION_KEY, True, with_span)
+    sending = context.Context(
+        {**context.get_current(), _SPAN_KEY: span, _SUPPRESS_HTTP_INSTRUMENTATION_KEY: True}
+    )
+    propagate.inject(headers, context=sending)
+    return sending
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,18 +171,70 @@ class HttpLibrary(Protocol[ResponseT_contra]):
         ...
 
 
+_MAX_CACHED_ATTRIBUTE_SETS = 64
+"""Per endpoint and kind; beyond it (odd methods, many statuses) they are built per request."""
+
+
 @dataclass(frozen=True, slots=True)
-class _Target:
+class _Endpoint:
+    """One endpoint (``scheme://host:port``) and its attribute sets, built once each.
+
+    Every request to the endpoint carries the same low-cardinality attributes, so the
+    dictionaries given to the span and to the histogram are made the first time and then
+    reused, never mutated (the SDK reads them, and keeps the histogram's for its points).
+    """
+
     key: str
     scheme: str
     host: str
     port: int
-    url_full: str
+    _by_method: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    _by_answer: dict[tuple[str, int, str | None], tuple[dict[str, Any], dict[str, Any]]] = field(
+        default_factory=dict, compare=False
+    )
 
-    @classmethod
-    def parse(cls, url: str) -> _Target:
-        """The endpoint of ``url``; programs call the same URLs again and again, so cached."""
-        return _parse_target(url)
+    def attributes(self, method: str) -> dict[str, Any]:
+        """The request's attributes, both the span's and the histogram's."""
+        attributes = self._by_method.get(method)
+        if attributes is None:
+            attributes = {
+                "http.request.method": method,
+                "server.address": self.host,
+                "server.port": self.port,
+                "url.scheme": self.scheme,
+            }
+            if len(self._by_method) < _MAX_CACHED_ATTRIBUTE_SETS:
+                self._by_method[method] = attributes
+        return attributes
+
+    def answered(
+        self, method: str, status: int, version: str | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What an answer adds to the span, and the histogram's attributes for it."""
+        answer = (method, status, version)
+        cached = self._by_answer.get(answer)
+        if cached is not None:
+            return cached
+        added: dict[str, Any] = {"http.response.status_code": status}
+        if version:
+            added["network.protocol.version"] = version
+        if status >= 400:
+            added["error.type"] = str(status)
+        cached = added, {**self.attributes(method), **added}
+        if len(self._by_answer) < _MAX_CACHED_ATTRIBUTE_SETS:
+            self._by_answer[answer] = cached
+        return cached
+
+
+@functools.lru_cache(maxsize=1024)
+def _endpoint(scheme: str, host: str, port: int) -> _Endpoint:
+    return _Endpoint(endpoint_key(scheme, host, port), scheme, host, port)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    endpoint: _Endpoint
+    url_full: str
 
     @classmethod
     def _parse(cls, url: str) -> _Target:
@@ -171,7 +242,7 @@ class _Target:
         scheme = parts.scheme.lower() or "http"
         host = (parts.hostname or "").lower()
         port = parts.port if parts.port is not None else _DEFAULT_PORTS.get(scheme, 0)
-        return cls(endpoint_key(scheme, host, port), scheme, host, port, redact_url(url))
+        return cls(_endpoint(scheme, host, port), redact_url(url))
 
 
 @functools.lru_cache(maxsize=8)
@@ -192,11 +263,18 @@ def _duration_histogram(meter_provider: metrics.MeterProvider | None) -> metrics
 
 @functools.lru_cache(maxsize=1024)
 def _parse_target(url: str) -> _Target:
+    """The endpoint of ``url``; programs call the same URLs again and again, so cached."""
     return _Target._parse(url)
 
 
 class OutgoingHttp(Generic[ResponseT]):
-    """Breaker, retries, span and metrics around one library's outgoing requests."""
+    """Breaker, retries, span and metrics around one library's outgoing requests.
+
+    Every request of the program goes through :meth:`send` or :meth:`send_async`, so they
+    are written for speed: the attribute sets come from caches (:class:`_Endpoint`), and a
+    request that may be retried makes its first attempt directly, entering the retry
+    machinery only if that attempt fails (:meth:`Retry.begin` / :meth:`Retry.resume`).
+    """
 
     def __init__(
         self,
@@ -232,9 +310,7 @@ class OutgoingHttp(Generic[ResponseT]):
         registry = self._registry if self._registry is not None else default_registry()
         return None if registry.is_excluded(key) else registry.get(key)
 
-    def _retry(
-        self, target: _Target, request: HttpRequest, breaker: CircuitBreaker
-    ) -> Retry | None:
+    def _retry(self, key: str, request: HttpRequest, breaker: CircuitBreaker) -> Retry | None:
         settings = self._retry_settings
         if (
             settings.max_retries == 0
@@ -242,17 +318,17 @@ class OutgoingHttp(Generic[ResponseT]):
             or not request.replayable
         ):
             return None
-        retry = self._retries.get(target.key)
+        retry = self._retries.get(key)
         if retry is None or retry.breaker is not breaker:
             library = self.library
             retry = Retry(
-                target.key,
+                key,
                 max_attempts=settings.max_retries + 1,
                 initial_backoff=settings.initial_backoff,
                 max_backoff=settings.max_backoff,
                 jitter=settings.jitter,
                 retry_on=library.transport_errors,
-                retry_on_result=lambda response: is_failure_status(library.status_code(response)),
+                retry_on_result=self._worth_retrying,
                 retry_after=lambda _error, response: (
                     None
                     if response is None
@@ -265,8 +341,12 @@ class OutgoingHttp(Generic[ResponseT]):
             with self._retries_lock:
                 if len(self._retries) >= (self._registry or default_registry()).max_breakers:
                     self._retries.pop(next(iter(self._retries)))  # the oldest, like the breakers
-                self._retries[target.key] = retry
+                self._retries[key] = retry
         return retry
+
+    def _worth_retrying(self, response: ResponseT) -> bool:
+        """A response worth another attempt: one that counts against the endpoint."""
+        return is_failure_status(self.library.status_code(response))
 
     def _discard_retried(self, details: RetryDetails) -> Awaitable[None] | None:
         """Retry hook: release the response being retried past (async: awaited by Retry)."""
@@ -284,9 +364,10 @@ class OutgoingHttp(Generic[ResponseT]):
         if we were not there, with one warning.
         """
         try:
-            target = _Target.parse(request.url)
-            breaker = self._breaker(target.key)
-            retry = None if breaker is None else self._retry(target, request, breaker)
+            target = _parse_target(request.url)
+            key = target.endpoint.key
+            breaker = self._breaker(key)
+            retry = None if breaker is None else self._retry(key, request, breaker)
         except Exception as error:
             _logger.warning(
                 "%s request not instrumented (%s); it is sent as it is",
@@ -296,82 +377,157 @@ class OutgoingHttp(Generic[ResponseT]):
             return None
         return target, breaker, retry
 
-    def send(self, request: HttpRequest, send: Callable[[], ResponseT]) -> ResponseT:
-        """Send ``request`` through ``send`` with everything this distribution adds."""
-        if not is_http_instrumentation_enabled():
-            return send()
-        prepared = self._prepare(request)
-        if prepared is None:
-            return send()
-        target, breaker, retry = prepared
-        attempt = functools.partial(self._attempt, request, target, breaker, send)
-        return attempt() if retry is None else retry.call(attempt)
-
-    async def send_async(
-        self, request: HttpRequest, send: Callable[[], Awaitable[ResponseT]]
+    def send(
+        self,
+        request: HttpRequest,
+        send: Callable[P, ResponseT],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> ResponseT:
-        """``send`` for async clients; retries wait with asyncio."""
-        if not is_http_instrumentation_enabled():
-            return await send()
+        """Send ``request`` by calling ``send(*args, **kwargs)``, with everything we add."""
+        if _instrumentation_suppressed():
+            return send(*args, **kwargs)
         prepared = self._prepare(request)
         if prepared is None:
-            return await send()
+            return send(*args, **kwargs)
         target, breaker, retry = prepared
-        attempt = functools.partial(self._attempt_async, request, target, breaker, send)
-        return await (attempt() if retry is None else retry.call_async(attempt))
+        return self._attempt(request, target, breaker, retry, send, args, kwargs)
+
+    def send_async(
+        self,
+        request: HttpRequest,
+        send: Callable[P, Awaitable[ResponseT]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> Awaitable[ResponseT]:
+        """:meth:`send` for async clients, to be awaited; retries wait with asyncio.
+
+        Not a coroutine itself: it returns the attempt's, so that the request's coroutine
+        chain is no deeper than it must be (each time the request waits on the network and
+        resumes, it passes through every level of it).
+        """
+        if _instrumentation_suppressed():
+            return send(*args, **kwargs)
+        prepared = self._prepare(request)
+        if prepared is None:
+            return send(*args, **kwargs)
+        target, breaker, retry = prepared
+        return self._attempt_async(request, target, breaker, retry, send, args, kwargs)
 
     def _attempt(
         self,
         request: HttpRequest,
         target: _Target,
         breaker: CircuitBreaker | None,
-        send: Callable[[], ResponseT],
+        retry: Retry | None,
+        send: Callable[..., ResponseT],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> ResponseT:
-        span, attributes, permit = self._begin(request, target, breaker)
+        """One attempt; with ``retry``, the first of a call that ``retry`` takes over if it fails.
+
+        The first attempt of a retried call is made here rather than inside
+        :meth:`Retry.call`, since it nearly always succeeds: only when it fails does the
+        retry's machinery start, making the further attempts through this method with
+        ``retry`` ``None`` (their resend count is then the retry's).
+        """
+        run = None if retry is None else retry.begin()
+        span, attributes, permit = self._begin(request, target, breaker, run)
         started = time.perf_counter()
         token = context.attach(_sending_context(span, request.headers))
+        failure: Exception | None = None
+        response: ResponseT | None
         try:
-            response = send()
+            response = send(*args, **kwargs)
         except BaseException as error:
             context.detach(token)
             self._failed(span, attributes, permit, error, started)
-            raise
-        context.detach(token)
-        self._answered(span, attributes, permit, breaker, response, started)
-        return response
+            if run is None or not isinstance(error, Exception):
+                raise
+            failure, response = error, None  # the retry starts outside this block: no chaining
+        else:
+            context.detach(token)
+            failed = self._answered(
+                span, request.method, target, permit, breaker, response, started
+            )
+            if run is None or not failed:
+                return response
+        return run.retry.resume(
+            run,
+            failure,
+            response,
+            self._attempt,
+            request,
+            target,
+            breaker,
+            None,
+            send,
+            args,
+            kwargs,
+        )
 
     async def _attempt_async(
         self,
         request: HttpRequest,
         target: _Target,
         breaker: CircuitBreaker | None,
-        send: Callable[[], Awaitable[ResponseT]],
+        retry: Retry | None,
+        send: Callable[..., Awaitable[ResponseT]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> ResponseT:
-        span, attributes, permit = self._begin(request, target, breaker)
+        run = None if retry is None else retry.begin()
+        span, attributes, permit = self._begin(request, target, breaker, run)
         started = time.perf_counter()
         token = context.attach(_sending_context(span, request.headers))
+        failure: Exception | None = None
+        response: ResponseT | None
         try:
-            response = await send()
+            response = await send(*args, **kwargs)
         except BaseException as error:
             context.detach(token)
             self._failed(span, attributes, permit, error, started)
-            raise
-        context.detach(token)
-        self._answered(span, attributes, permit, breaker, response, started)
-        return response
+            if run is None or not isinstance(error, Exception):
+                raise
+            failure, response = error, None  # the retry starts outside this block: no chaining
+        else:
+            context.detach(token)
+            failed = self._answered(
+                span, request.method, target, permit, breaker, response, started
+            )
+            if run is None or not failed:
+                return response
+        return await run.retry.resume_async(
+            run,
+            failure,
+            response,
+            self._attempt_async,
+            request,
+            target,
+            breaker,
+            None,
+            send,
+            args,
+            kwargs,
+        )
 
     def _begin(
-        self, request: HttpRequest, target: _Target, breaker: CircuitBreaker | None
+        self,
+        request: HttpRequest,
+        target: _Target,
+        breaker: CircuitBreaker | None,
+        run: RetryRun | None,
     ) -> tuple[trace.Span, dict[str, Any], CallPermit | None]:
-        """Start the attempt's span and take the breaker's permit."""
-        attributes: dict[str, Any] = {
-            "http.request.method": request.method,
-            "server.address": target.host,
-            "server.port": target.port,
-            "url.scheme": target.scheme,
-        }
+        """Start the attempt's span and take the breaker's permit.
+
+        The first attempt of a retried call (``run``) is no resend; any other attempt's
+        resend count is the retry's now running, if any.
+        """
+        attributes = target.endpoint.attributes(request.method)
         span_attributes = {**attributes, "url.full": target.url_full}
-        resend_count = current_attempt()
+        resend_count = 0 if run is not None else current_attempt()
         if resend_count:
             span_attributes["http.request.resend_count"] = resend_count
         span = self._tracer.start_span(
@@ -402,12 +558,14 @@ class OutgoingHttp(Generic[ResponseT]):
     def _answered(
         self,
         span: trace.Span,
-        attributes: dict[str, Any],
+        method: str,
+        target: _Target,
         permit: CallPermit | None,
         breaker: CircuitBreaker | None,
         response: ResponseT,
         started: float,
-    ) -> None:
+    ) -> bool:
+        """Finish the attempt's span and metrics; whether the response counts as a failure."""
         library = self.library
         status = library.status_code(response)
         failed = is_failure_status(status)
@@ -417,13 +575,12 @@ class OutgoingHttp(Generic[ResponseT]):
             wait = retry_after_seconds(library.header(response, "Retry-After"))
             if wait is not None:
                 breaker.report_retry_after(wait)
-        answered: dict[str, Any] = {"http.response.status_code": status}
-        version = library.protocol_version(response)
-        if version:
-            answered["network.protocol.version"] = version
+        added, metric_attributes = target.endpoint.answered(
+            method, status, library.protocol_version(response)
+        )
         if status >= 400:
-            answered["error.type"] = str(status)
             span.set_status(Status(StatusCode.ERROR))
-        span.set_attributes(answered)
-        self._duration.record(time.perf_counter() - started, {**attributes, **answered})
+        span.set_attributes(added)
+        self._duration.record(time.perf_counter() - started, metric_attributes)
         span.end()
+        return failed

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, cast, overload
 
 from opentelemetry import metrics
 
@@ -39,7 +39,7 @@ from otel_resilience._windows import TimeWindow
 if TYPE_CHECKING:
     from opentelemetry.metrics import Counter
 
-__all__ = ["Retry", "RetryBudget", "RetryDetails", "RetryHook", "current_attempt"]
+__all__ = ["Retry", "RetryBudget", "RetryDetails", "RetryHook", "RetryRun", "current_attempt"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -280,8 +280,87 @@ class Retry:
 
     def call(self, function: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``function``, retrying as the policy allows."""
-        run = _Run(self)
+        return self._loop(RetryRun(self), None, function, *args, **kwargs)
+
+    def call_async(
+        self, function: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]:
+        """Await ``function``, retrying as the policy allows; waits with ``asyncio``.
+
+        Returns the retrying coroutine itself rather than one awaiting it, so that the
+        caller's coroutine chain is one level shorter: every resumption passes through it.
+        """
+        return self._loop_async(RetryRun(self), None, function, *args, **kwargs)
+
+    # --- the first attempt made by the caller ---------------------------------------------------
+
+    def begin(self) -> RetryRun:
+        """Start a call whose first attempt the caller makes itself.
+
+        For hot paths (an instrumented request) that would rather not pay for the retry
+        loop when the first attempt succeeds, which it nearly always does: the call is
+        counted in the budget and its deadline starts now, as in :meth:`call`. If the first
+        attempt raised or returned a result worth retrying, hand its outcome to
+        :meth:`resume` (or :meth:`resume_async`); otherwise there is nothing more to do.
+        """
+        return RetryRun(self)
+
+    def resume(
+        self,
+        run: RetryRun,
+        error: Exception | None,
+        result: Any,
+        function: Callable[P, R],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """Carry on after the caller's first attempt ended in ``error`` or ``result``.
+
+        What :meth:`call` would have done from there: raise ``error`` or return ``result``
+        if it is not worth retrying, otherwise wait and call ``function`` for the retries.
+        """
+        wait = run.after(error, result)
+        if wait is None:
+            if error is not None:
+                raise error
+            return cast(R, result)
+        return self._loop(run, wait, function, *args, **kwargs)
+
+    async def resume_async(
+        self,
+        run: RetryRun,
+        error: Exception | None,
+        result: Any,
+        function: Callable[P, Awaitable[R]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """:meth:`resume` for async callers; waits with ``asyncio``."""
+        wait = run.after(error, result)
+        if wait is None:
+            if error is not None:
+                raise error
+            return cast(R, result)
+        return await self._loop_async(run, wait, function, *args, **kwargs)
+
+    # --- the loops --------------------------------------------------------------------------
+
+    def _loop(
+        self,
+        run: RetryRun,
+        wait: float | None,
+        function: Callable[P, R],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """Attempts from ``run.attempt`` on, after waiting ``wait`` (``None``: right away)."""
         while True:
+            if wait is not None:
+                run.drop_pending()
+                self._sleep(wait)
             token = _attempt.set(run.attempt - 1)
             try:
                 result = function(*args, **kwargs)
@@ -295,15 +374,21 @@ class Retry:
                     return result
             finally:
                 _attempt.reset(token)
-            run.drop_pending()
-            self._sleep(wait)
 
-    async def call_async(
-        self, function: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    async def _loop_async(
+        self,
+        run: RetryRun,
+        wait: float | None,
+        function: Callable[P, Awaitable[R]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> R:
-        """Await ``function``, retrying as the policy allows; waits with ``asyncio``."""
-        run = _Run(self)
+        """:meth:`_loop` for async callables."""
         while True:
+            if wait is not None:
+                await run.await_pending()
+                await self._async_sleep(wait)
             token = _attempt.set(run.attempt - 1)
             try:
                 result = await function(*args, **kwargs)
@@ -317,8 +402,6 @@ class Retry:
                     return result
             finally:
                 _attempt.reset(token)
-            await run.await_pending()
-            await self._async_sleep(wait)
 
     @overload
     def __call__(
@@ -331,8 +414,11 @@ class Retry:
         return decorate(function, self.call, self.call_async)
 
 
-class _Run:
-    """One retried call's bookkeeping, shared by the sync and async loops."""
+class RetryRun:
+    """One retried call's bookkeeping, shared by the sync and async loops.
+
+    Made by :meth:`Retry.begin` (or by :meth:`Retry.call`): opaque to the caller.
+    """
 
     __slots__ = ("attempt", "pending", "retry", "started", "wait")
 

@@ -213,6 +213,68 @@ def test_hooks_see_each_retry_and_a_raising_hook_is_harmless(time_: SimulatedTim
     assert isinstance(seen[0].error, ConnectionError)
 
 
+def test_a_first_attempt_made_by_the_caller_is_resumed_like_call(time_: SimulatedTime) -> None:
+    # Hot paths make the first attempt themselves and hand over only a failure.
+    retry = make(time_, max_attempts=3, jitter="none")
+    flaky = Flaky(1)
+    run = retry.begin()
+    time_.now += 0.05  # the first attempt's time counts towards the deadline, as in call()
+    assert retry.resume(run, ConnectionError("first"), None, flaky) == "ok"
+    assert flaky.attempts_seen == [1, 2]  # the retries, numbered from the caller's attempt
+    assert time_.sleeps == [0.1, 0.2]
+    assert current_attempt() == 0
+
+    busy = make(time_, max_attempts=2, retry_on_result=lambda status: status == 503)
+    assert busy.resume(busy.begin(), None, 503, lambda: 200) == 200
+    assert busy.resume(busy.begin(), None, 404, lambda: 200) == 404  # not worth retrying
+
+    picky = make(time_, retry_on=(ConnectionError,))
+    error = ValueError("bad request")
+    with pytest.raises(ValueError) as unretried:
+        picky.resume(picky.begin(), error, None, Flaky(0))
+    assert unretried.value is error
+
+    exhausted = Flaky(5)
+    with pytest.raises(ConnectionError) as raised:
+        retry.resume(retry.begin(), ConnectionError("first"), None, exhausted)
+    assert exhausted.calls == 2
+    assert any("after 3 attempts" in note for note in raised.value.__notes__)
+
+
+def test_begin_counts_the_call_in_the_budget(time_: SimulatedTime) -> None:
+    budget = RetryBudget(ratio=0.1, minimum_per_second=0.5, window=10, clock=time_.clock)
+    retry = make(time_, max_attempts=3, budget=budget, initial_backoff=0, max_backoff=0)
+    for _ in range(90):
+        retry.begin()  # first attempts that succeeded: nothing to resume
+    calls = 0
+
+    def down() -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError
+
+    for _ in range(10):
+        with pytest.raises(ConnectionError):
+            retry.resume(retry.begin(), ConnectionError(), None, down)
+    assert calls == 10  # max(0.5/s x 10 s, 10% of 100 calls)
+
+
+def test_async_resume_waits_with_asyncio(time_: SimulatedTime) -> None:
+    retry = make(time_, max_attempts=3, jitter="none")
+    attempts: list[int] = []
+
+    async def fetch() -> str:
+        attempts.append(current_attempt())
+        if len(attempts) < 2:
+            raise ConnectionError
+        return "ok"
+
+    resumed = retry.resume_async(retry.begin(), ConnectionError("first"), None, fetch)
+    assert asyncio.run(resumed) == "ok"
+    assert attempts == [1, 2]
+    assert time_.sleeps == [0.1, 0.2]
+
+
 def test_async_retries_sleep_with_asyncio(time_: SimulatedTime) -> None:
     retry = make(time_, max_attempts=3, jitter="none")
     attempts: list[int] = []

@@ -30,6 +30,7 @@ and ``httpx.HTTPError``): nothing was connected to, and existing ``except`` clau
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Collection
 from typing import Any
@@ -81,8 +82,7 @@ class _Httpx:
         return None if value is None else str(value)
 
     def protocol_version(self, response: httpx.Response) -> str | None:
-        scheme, _, version = response.http_version.partition("/")  # "HTTP/1.1", "HTTP/2"
-        return version if scheme.upper() == "HTTP" and version else None
+        return _protocol_version(response.http_version)
 
     def discard(self, response: httpx.Response) -> Awaitable[None] | None:
         """Close a response the retry goes past; an async one is closed by awaiting."""
@@ -92,15 +92,18 @@ class _Httpx:
         return response.aclose()
 
 
+@functools.lru_cache(maxsize=16)
+def _protocol_version(http_version: str) -> str | None:
+    """``network.protocol.version`` of httpx's ``http_version`` ("HTTP/1.1", "HTTP/2")."""
+    scheme, _, version = http_version.partition("/")
+    return version if scheme.upper() == "HTTP" and version else None
+
+
 def _describe(request: httpx.Request) -> HttpRequest:
-    return HttpRequest(
-        method=request.method,
-        url=str(request.url),
-        headers=request.headers,
-        # A ByteStream holds the whole body (and a streamed body that has been read is
-        # replaced by one); any other stream may be consumed by the first attempt.
-        replayable=isinstance(request.stream, httpx.ByteStream),
-    )
+    # A ByteStream holds the whole body (and a streamed body that has been read is replaced
+    # by one); any other stream may be consumed by the first attempt, so it is not replayed.
+    replayable = isinstance(request.stream, httpx.ByteStream)
+    return HttpRequest(request.method, str(request.url), request.headers, replayable)
 
 
 class HTTPXClientInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -127,25 +130,18 @@ class HTTPXClientInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             except Exception:  # fail-safe: an unexpected call shape goes out uninstrumented
                 _logger.warning("httpx call not instrumented", exc_info=True)
                 return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
+            return outgoing.send(request, wrapped, *args, **kwargs)
 
-            def send() -> httpx.Response:
-                return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
-
-            return outgoing.send(request, send)
-
-        async def handle_async_request(
+        def handle_async_request(
             wrapped: Any, instance: httpx.AsyncHTTPTransport, args: tuple[Any, ...], kwargs: Any
-        ) -> httpx.Response:
+        ) -> Awaitable[httpx.Response]:
+            # Not a coroutine: it hands over the one to await (see OutgoingHttp.send_async).
             try:
                 request = _describe(args[0] if args else kwargs["request"])
             except Exception:  # fail-safe: an unexpected call shape goes out uninstrumented
                 _logger.warning("httpx call not instrumented", exc_info=True)
-                return await wrapped(*args, **kwargs)  # type: ignore[no-any-return]
-
-            async def send() -> httpx.Response:
-                return await wrapped(*args, **kwargs)  # type: ignore[no-any-return]
-
-            return await outgoing.send_async(request, send)
+                return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
+            return outgoing.send_async(request, wrapped, *args, **kwargs)
 
         wrapt.wrap_function_wrapper(httpx.HTTPTransport, "handle_request", handle_request)
         wrapt.wrap_function_wrapper(

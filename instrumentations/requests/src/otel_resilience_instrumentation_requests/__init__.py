@@ -41,6 +41,16 @@ class RequestsCircuitOpenError(CircuitOpenError, requests.exceptions.ConnectionE
     """The endpoint's circuit breaker rejected the request; nothing was sent."""
 
 
+_Headers = MutableMapping[str, str]
+"""requests' headers as the core uses them: it only sets str values (the trace context).
+
+A module-level alias: ``MutableMapping[str, str]`` written in the hook would be built again
+on every request."""
+
+_PROTOCOL_VERSIONS = {10: "1.0", 11: "1.1", 20: "2"}
+"""urllib3's ``HTTPResponse.version`` -> ``network.protocol.version``."""
+
+
 class _Requests:
     """What the core needs to know about requests' responses and errors."""
 
@@ -60,7 +70,7 @@ class _Requests:
 
     def protocol_version(self, response: requests.Response) -> str | None:
         version = getattr(response.raw, "version", None)
-        return {10: "1.0", 11: "1.1", 20: "2"}.get(version) if isinstance(version, int) else None
+        return _PROTOCOL_VERSIONS.get(version) if isinstance(version, int) else None
 
     def discard(self, response: requests.Response) -> None:
         response.close()
@@ -93,15 +103,15 @@ class RequestsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             try:
                 prepared: requests.PreparedRequest = args[0] if args else kwargs["request"]
                 request = HttpRequest(
-                    method=str(prepared.method or "GET").upper(),
-                    url=str(prepared.url),
-                    headers=cast(MutableMapping[str, str], prepared.headers),
-                    replayable=_replayable(prepared.body),
+                    str(prepared.method or "GET").upper(),
+                    str(prepared.url),
+                    cast(_Headers, prepared.headers),
+                    _replayable(prepared.body),
                 )
             except Exception:  # fail-safe: an unexpected call shape goes out uninstrumented
                 _logger.warning("requests call not instrumented", exc_info=True)
                 return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
-            return outgoing.send(request, lambda: cast(requests.Response, wrapped(*args, **kwargs)))
+            return outgoing.send(request, wrapped, *args, **kwargs)
 
         wrapt.wrap_function_wrapper("requests.sessions", "Session.send", send)
 
