@@ -26,18 +26,14 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, cast, overload
-
-from opentelemetry import metrics
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar, cast, overload
 
 from otel_resilience._breaker import CircuitBreaker, CircuitOpenError
 from otel_resilience._decorating import decorate
 from otel_resilience._policy import ExceptionMatcher, matches
-from otel_resilience._version import __version__
 from otel_resilience._windows import TimeWindow
-
-if TYPE_CHECKING:
-    from opentelemetry.metrics import Counter
+from otel_resilience.metrics import Counter
+from otel_resilience.metrics._registry import resilience_registry
 
 __all__ = ["Retry", "RetryBudget", "RetryDetails", "RetryHook", "RetryRun", "current_attempt"]
 
@@ -140,27 +136,21 @@ def _retry_after_attribute(error: BaseException | None, result: Any) -> float | 
 
 
 _attempts_counter: Counter | None = None
-_counter_lock = threading.Lock()
 
 
 def _record(target: str, outcome: RetryOutcome) -> None:
     """``resilience.retry.attempts``: only retries and their ends, never a plain success."""
     global _attempts_counter  # noqa: PLW0603 - one instrument per process
     counter = _attempts_counter
-    if counter is None:
-        with _counter_lock:
-            if _attempts_counter is None:
-                _attempts_counter = metrics.get_meter(
-                    "otel_resilience", __version__
-                ).create_counter(
-                    "resilience.retry.attempts",
-                    unit="{attempt}",
-                    description=(
-                        "Retries made, and how retried calls ended: succeeded, exhausted, or "
-                        "stopped by the retry budget."
-                    ),
-                )
-            counter = _attempts_counter
+    if counter is None:  # the registry returns the same instrument to a racing thread
+        counter = _attempts_counter = resilience_registry().counter(
+            "resilience.retry.attempts",
+            unit="{attempt}",
+            description=(
+                "Retries made, and how retried calls ended: succeeded, exhausted, or "
+                "stopped by the retry budget."
+            ),
+        )
     counter.add(1, {"resilience.retry.target": target, "resilience.retry.outcome": outcome})
 
 
