@@ -143,6 +143,8 @@ class Instrument(Generic[_S]):
             series = self._unlabelled
             if series is None:
                 series = self._unlabelled = self._get_or_create(())
+            if attributes is not None:  # an empty mapping: found by the lookup from now on
+                self._lookup[()] = series
             return series
         canonical = tuple(sorted((str(key), _frozen(value)) for key, value in attributes.items()))
         series = self._get_or_create(canonical)
