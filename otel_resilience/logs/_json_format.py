@@ -62,9 +62,11 @@ Cost: the common record (no exception or stack, a message that formats, no ``ext
 colliding with another field, no ``thread.*`` or ``code.*`` asked for) takes a fast path
 that splices pre-serialised bytes: the timestamp's date and time once per second, the level
 and logger names once per pair, the span's ids, ``service.name`` and the bound context
-together once per (span, bound mapping) when the bound values are constants, and the
-``extra=`` fields with one ``orjson.dumps`` (found among the attributes added after the
-record was made, the redactor skipped for names it already let through with scalar values).
+together once per (OTel context, bound mapping) when the bound values are constants (both
+compared by identity, read straight from their context variables), and the ``extra=``
+fields with one ``orjson.dumps`` (found among the attributes added after the record was
+made, the redactor skipped for names it already let through with scalar values; a single
+such field is its cached ``,"name":`` and its value serialised alone).
 Every other record takes the general path (a dict of the fields, then one serialisation);
 both give the same bytes. Caller-frame details are read only when asked
 (``include_source``). ``orjson`` serialises when installed; the standard ``json`` module
@@ -73,6 +75,7 @@ otherwise, with the same output for the types above (and no fast path).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import enum
@@ -87,7 +90,16 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Generic, Literal, TypeVar
 
-from otel_resilience.logs._context import SpanIds, bound, current_span_ids, holds_only_constants
+from opentelemetry.context import Context as OtelContext
+
+from otel_resilience.logs._context import (
+    bound,
+    bound_reader,
+    current_otel_context,
+    current_span_ids,
+    holds_only_constants,
+    span_ids_of,
+)
 from otel_resilience.logs._levels import TRACE, level_name
 from otel_resilience.logs._redaction import DEFAULT_REDACTOR, TRUNCATED, Redactor
 
@@ -417,6 +429,8 @@ class BoundFields(Generic[V]):
         return prepared
 
 
+_THREE_DIGITS: Final = tuple(b"%03d" % number for number in range(1000))
+"""``b"000"`` to ``b"999"``: microseconds as two look-ups, cheaper than ``%06d``."""
 _HEADS_LIMIT: Final = 1024
 _CLEAN_NAMES_LIMIT: Final = 4096
 _LOG_RECORD: Final = logging.LogRecord
@@ -478,19 +492,20 @@ class JsonFormatter(logging.Formatter):
         # second whose date and time were formatted.
         self._second: tuple[int, str] = (-1, "")
         self._prepared_bound = BoundFields[object](self.redactor, _as_is)
-        # The fast path's pre-serialised fragments (see ``_line``), each a tuple or dict
-        # entry replaced in one assignment, so threads sharing the formatter never see a
-        # torn one: the line's start up to the second; ``"level":...,"logger":...`` per
+        # The fast path's pre-serialised fragments (see ``format_bytes``), each a tuple or
+        # dict entry replaced in one assignment, so threads sharing the formatter never see
+        # a torn one: the line's start up to the second; ``"level":...,"logger":...`` per
         # (level name, logger name); the span's ids, service name and bound fields per
-        # (span, bound mapping), the first never matching (no mapping is ``_NO_CONTEXT``).
+        # (OTel context, bound mapping), the first never matching (no OTel context is None).
         self._second_prefix: tuple[int, bytes] = (-1, b"")
         self._heads: dict[tuple[str, str], bytes] = {}
         self._context_fragment: tuple[
-            SpanIds | None, Mapping[str, object], bytes, frozenset[str]
+            OtelContext | None, Mapping[str, object], bytes, frozenset[str]
         ] = (None, _NO_CONTEXT, b"", _RESERVED)
-        # Field names the redactor let through: ``extra=`` fields under them with scalar
-        # values skip it (a set only grown, under the GIL; bounded).
-        self._clean_names: set[str] = set()
+        # Field names the redactor let through, each with its ``,"name":`` serialised:
+        # ``extra=`` fields under them with scalar values skip it (only grown, one entry
+        # at a time under the GIL; bounded).
+        self._extra_prefixes: dict[str, bytes] = {}
         self._fast = not (include_thread or include_source)
         try:
             self._service_fragment = (
@@ -502,23 +517,13 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON, without a newline (the handler adds it)."""
-        if self._fast and self._use_orjson:
-            try:
-                line = self._line(record)
-            except Exception:
-                line = None
-            if line is not None:
-                return line[:-1].decode("utf-8")
+        if self._use_orjson:
+            return self.format_bytes(record)[:-1].decode("utf-8")
         try:
             fields = self._fields(record)
         except Exception as error:
             return self._error_line(record, error)
         try:
-            if self._use_orjson:
-                try:
-                    return orjson.dumps(fields, default=_serialisable).decode("utf-8")
-                except orjson.JSONEncodeError:
-                    return orjson.dumps(_plain(fields, 0)).decode("utf-8")
             try:
                 text = _json_encoder.encode(fields)
                 if not text.isascii():
@@ -530,82 +535,103 @@ class JsonFormatter(logging.Formatter):
             return self._error_line(record, error)
 
     def format_bytes(self, record: logging.LogRecord) -> bytes:
-        """The record as one line of UTF-8 JSON, newline included, for byte-oriented writers."""
-        if self._use_orjson:
-            if self._fast:
-                try:
-                    line = self._line(record)
-                except Exception:
-                    line = None
-                if line is not None:
-                    return line
-            try:
-                fields = self._fields(record)
-            except Exception as error:
-                return (self._error_line(record, error) + "\n").encode("utf-8")
-            try:
-                try:
-                    return orjson.dumps(
-                        fields, default=_serialisable, option=orjson.OPT_APPEND_NEWLINE
-                    )
-                except orjson.JSONEncodeError:
-                    return orjson.dumps(_plain(fields, 0), option=orjson.OPT_APPEND_NEWLINE)
-            except Exception as error:
-                return (self._error_line(record, error) + "\n").encode("utf-8")
-        return (self.format(record) + "\n").encode("utf-8")
-
-    def _line(self, record: logging.LogRecord) -> bytes | None:
-        """The line, newline included, from pre-serialised fragments; None when the record
-        needs the general path (see ``_fields``), which gives the same bytes when both apply.
+        """The record as one line of UTF-8 JSON, newline included, for byte-oriented writers.
 
         The common record (no exception, no stack, no thread or source fields, a message
-        that formats, no ``extra=`` name colliding with a fixed or bound field) is written
-        as: the timestamp's second (once per second), its microseconds, the level and
-        logger names (once per pair), the message, then the span's ids, ``service.name``
-        and the bound context (together, once per span and bound mapping), then the
-        ``extra=`` fields (one ``orjson.dumps``). May raise where the general path would
-        replace a value; the callers then take the general path.
+        that formats, no ``extra=`` name colliding with a fixed or bound field) is spliced
+        from pre-serialised fragments, here rather than in a method of its own because a
+        Python call is a measurable share of its cost: the timestamp's second (once per
+        second), its microseconds, the level and logger names (once per pair), the
+        message, then the span's ids, ``service.name`` and the bound context (together,
+        once per OTel context and bound mapping), then the ``extra=`` fields (a single
+        one with a scalar value under a name already found clean: its cached ``,"name":``
+        and one ``orjson.dumps`` of the value). Any other record, or any failure on the
+        way, takes the general path (``_general_bytes``), which gives the same bytes when
+        both apply.
         """
-        if record.exc_info or record.stack_info:
-            return None
-        message = record.msg
-        if type(message) is not str:
-            return None
-        if record.args:
+        if self._fast and self._use_orjson:
             try:
-                message = message % record.args
-            except Exception:  # the general path keeps it raw and says why
-                return None
-        created = record.created
-        second = int(created)
-        stamp = self._second_prefix
-        if stamp[0] != second:
-            stamp = self._new_second(second)
-        # Rounded, not truncated, as in ``_timestamp``.
-        micros = int((created - second) * 1_000_000 + 0.5)
-        if micros > 999_999:  # noqa: PLR1730 - cheaper than calling min() on the hot path
-            micros = 999_999
-        head = self._heads.get((record.levelname, record.name))
-        if head is None:
-            head = self._head(record.levelname, record.name)
-        ids = current_span_ids()
-        context = bound()
-        around = self._context_fragment
-        if around[0] is not ids or around[1] is not context:
-            around = self._new_context_fragment(ids, context)
-        extra: bytes | None = b""
-        if len(record.__dict__) > _INITIAL_RECORD_ATTRIBUTE_COUNT:  # else, no extras at all
-            extra = self._extra_fields(record, around[3])
-            if extra is None:
-                return None
-        return b'%s%06dZ"%s%s%s%s}\n' % (
-            stamp[1],
-            micros,
-            head,
-            orjson.dumps(message),
-            around[2],
-            extra,
-        )
+                if record.exc_info or record.stack_info:
+                    return self._general_bytes(record)
+                message = record.msg
+                if type(message) is not str:
+                    return self._general_bytes(record)
+                if record.args:
+                    message = message % record.args  # on failure, the general path says why
+                created = record.created
+                second = int(created)
+                stamp = self._second_prefix
+                if stamp[0] != second:
+                    stamp = self._new_second(second)
+                # Rounded, not truncated, as in ``_timestamp``.
+                micros = int((created - second) * 1_000_000 + 0.5)
+                if micros > 999_999:  # noqa: PLR1730 - cheaper than min() on the hot path
+                    micros = 999_999
+                head = self._heads.get((record.levelname, record.name))
+                if head is None:
+                    head = self._head(record.levelname, record.name)
+                otel = current_otel_context()
+                context = bound_reader()
+                around = self._context_fragment
+                if around[0] is not otel or around[1] is not context:
+                    around = self._new_context_fragment(otel, context)
+                attributes = record.__dict__
+                added = len(attributes) - _INITIAL_RECORD_ATTRIBUTE_COUNT
+                if added <= 0:  # no extras at all
+                    extra = b""
+                elif added == 1 and type(record) is _LOG_RECORD:
+                    # One attribute added after ``__init__``, the most common case by far:
+                    # the last one, read without a pass over the others.
+                    name = next(reversed(attributes))
+                    value = attributes[name]
+                    prefix = self._extra_prefixes.get(name)
+                    if (
+                        prefix is not None
+                        and type(value) in _SCALAR_TYPES
+                        and name not in around[3]
+                    ):
+                        extra = prefix + orjson.dumps(value)
+                    else:
+                        found = self._extra_fields(record, around[3])
+                        if found is None:
+                            return self._general_bytes(record)
+                        extra = found
+                else:
+                    found = self._extra_fields(record, around[3])
+                    if found is None:
+                        return self._general_bytes(record)
+                    extra = found
+                return b"".join(
+                    (
+                        stamp[1],
+                        _THREE_DIGITS[micros // 1000],
+                        _THREE_DIGITS[micros % 1000],
+                        head,
+                        orjson.dumps(message),
+                        around[2],
+                        extra,
+                        b"}\n",
+                    )
+                )
+            except Exception:  # the general path replaces what could not be serialised
+                pass
+        return self._general_bytes(record)
+
+    def _general_bytes(self, record: logging.LogRecord) -> bytes:
+        """The general path: a dict of the fields (``_fields``), then one serialisation."""
+        if not self._use_orjson:
+            return (self.format(record) + "\n").encode("utf-8")
+        try:
+            fields = self._fields(record)
+        except Exception as error:
+            return (self._error_line(record, error) + "\n").encode("utf-8")
+        try:
+            try:
+                return orjson.dumps(fields, default=_serialisable, option=orjson.OPT_APPEND_NEWLINE)
+            except orjson.JSONEncodeError:
+                return orjson.dumps(_plain(fields, 0), option=orjson.OPT_APPEND_NEWLINE)
+        except Exception as error:
+            return (self._error_line(record, error) + "\n").encode("utf-8")
 
     def _new_second(self, second: int) -> tuple[int, bytes]:
         text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
@@ -614,11 +640,13 @@ class JsonFormatter(logging.Formatter):
         return stamp
 
     def _new_context_fragment(
-        self, ids: SpanIds | None, context: Mapping[str, object]
-    ) -> tuple[SpanIds | None, Mapping[str, object], bytes, frozenset[str]]:
+        self, otel: OtelContext, context: Mapping[str, object]
+    ) -> tuple[OtelContext | None, Mapping[str, object], bytes, frozenset[str]]:
         """The span's ids, ``service.name`` and the bound context, serialised, and the names
         an ``extra=`` field must not take (reserved or bound); kept for the next record when
-        the bound values cannot change."""
+        the bound values cannot change. An OTel context is immutable, so the span current
+        in it, hence its ids, cannot change either."""
+        ids = span_ids_of(otel)
         span = (
             b""
             if ids is None
@@ -631,7 +659,7 @@ class JsonFormatter(logging.Formatter):
         )
         prepared = self._prepared_bound(context) if context else {}
         around = (
-            ids,
+            otel,
             context,
             span + self._service_fragment + _members(prepared),
             _RESERVED.union(prepared),
@@ -642,47 +670,33 @@ class JsonFormatter(logging.Formatter):
 
     def _extra_fields(self, record: logging.LogRecord, taken: frozenset[str]) -> bytes | None:
         """``,"name":value...`` for the ``extra=`` fields; None when a name is ``taken``."""
-        attributes = record.__dict__
-        if type(record) is not _LOG_RECORD:
-            extras = record_extras(record)
-        elif len(attributes) == _INITIAL_RECORD_ATTRIBUTE_COUNT + 1:
-            # One attribute added after ``__init__``, the most common case by far: the last
-            # one, read without a pass over the others.
-            name = next(reversed(attributes))
-            if name in STANDARD_RECORD_ATTRIBUTES:  # ``message``, set by another formatter
-                return b""
-            if name in taken:
-                return None  # the general path renames
-            value = attributes[name]
-            if name in self._clean_names and type(value) in _SCALAR_TYPES:
-                return b"," + orjson.dumps({name: value})[1:-1]
-            extras = {name: value}
-        else:  # ``record_extras``, inlined
-            extras = {
-                key: attributes[key]
-                for key in itertools.islice(attributes, _INITIAL_RECORD_ATTRIBUTE_COUNT, None)
-                if key not in STANDARD_RECORD_ATTRIBUTES
-            }
+        extras = record_extras(record)
         if not extras:
             return b""
         if not taken.isdisjoint(extras):
             return None  # the general path renames
-        clean = self._clean_names
+        clean = self._extra_prefixes
         # Known clean names with scalar values need no redactor: two C-level set checks.
-        if not (clean.issuperset(extras) and _SCALAR_TYPES.issuperset(map(type, extras.values()))):
+        if not (
+            clean.keys() >= extras.keys() and _SCALAR_TYPES.issuperset(map(type, extras.values()))
+        ):
             redactor = self.redactor
             redacted = redactor.redact(extras)
             if len(clean) < _CLEAN_NAMES_LIMIT:
-                clean.update(name for name in extras if not redactor.is_sensitive(name))
+                for name in extras:
+                    if name not in clean and not redactor.is_sensitive(name):
+                        with contextlib.suppress(Exception):  # a lone surrogate: never cached
+                            clean[name] = b"," + _json_bytes(name) + b":"
             extras = redacted  # type: ignore[assignment]
         return b"," + orjson.dumps(extras, default=_serialisable)[1:-1]
 
     def _head(self, levelname: str, name: str) -> bytes:
-        """``,"level":"INFO","logger":"<name>","message":`` for one level and logger name."""
+        """``Z","level":"INFO","logger":"<name>","message":`` for one level and logger name
+        (the timestamp's end with it, one fragment fewer to join)."""
         if len(self._heads) >= _HEADS_LIMIT:  # logger names are few; a bound against odd ones
             self._heads = {}
         level = "TRACE" if levelname == _UNNAMED_TRACE else levelname
-        head = b',"level":%s,"logger":%s,"message":' % (_json_bytes(level), _json_bytes(name))
+        head = b'Z","level":%s,"logger":%s,"message":' % (_json_bytes(level), _json_bytes(name))
         self._heads[(levelname, name)] = head
         return head
 
