@@ -12,7 +12,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
 
-__all__ = ["admit"]
+__all__ = ["admit", "rejected_in_library_terms"]
 
 
 def admit(
@@ -25,9 +25,21 @@ def admit(
     try:
         return breaker.acquire()
     except CircuitOpenError as rejected:
-        error = rejection_error(*rejected.args)
-        if span is not None:
-            span.set_attribute("error.type", type(error).__qualname__)
-            span.set_status(Status(StatusCode.ERROR, str(error)))
-            span.end()
-        raise error from None
+        raise rejected_in_library_terms(rejected, rejection_error, span) from None
+
+
+def rejected_in_library_terms(
+    rejected: CircuitOpenError, rejection_error: type[CircuitOpenError], span: Span | None
+) -> CircuitOpenError:
+    """``rejected`` as ``rejection_error``, for the caller to raise ``from None``.
+
+    For callers that ask the breaker directly rather than through :func:`admit` (the HTTP
+    wrapper, which saves a permit object per request). With ``span``, the span ends as an
+    error whose ``error.type`` names the returned error.
+    """
+    error = rejection_error(*rejected.args)
+    if span is not None:
+        span.set_attribute("error.type", type(error).__qualname__)
+        span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.end()
+    return error

@@ -867,7 +867,9 @@ class CallPermit:
     def record(self, failed: bool | None, error: BaseException | None = None) -> None:
         """``True``: a failure; ``False``: a success; ``None``: ignored (counts as neither).
 
-        A second call is ignored, so that a permit is never counted twice.
+        A second call is ignored, so that a permit is never counted twice. The HTTP wrapper
+        (``_http_client``) tells the breaker the same, inline, without a permit per request:
+        keep the two alike.
         """
         if self._recorded:
             return

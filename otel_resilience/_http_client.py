@@ -21,22 +21,28 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.baggage import _BAGGAGE_KEY
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import (
     _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
     _SUPPRESS_INSTRUMENTATION_KEY,
 )
 from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY_PLAIN
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_resilience._admission import admit
-from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
+from otel_resilience._admission import rejected_in_library_terms
+from otel_resilience._breaker import CircuitBreaker, CircuitOpenError
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
-from otel_resilience._retry import Retry, RetryBudget, RetryDetails, RetryRun, current_attempt
+from otel_resilience._retry import Retry, RetryBudget, RetryDetails
+from otel_resilience._retry import _attempt as _retry_attempt
 from otel_resilience._version import __version__
 from otel_resilience._views import SECONDS_BUCKETS
 from otel_resilience.config import RetrySettings, current_settings
@@ -110,9 +116,8 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(0.0, seconds)
 
 
-def _instrumentation_suppressed() -> bool:
-    """``not is_http_instrumentation_enabled()``, reading the context once (every request)."""
-    current = context.get_current()
+def _suppressed(current: context.Context) -> bool:
+    """``not is_http_instrumentation_enabled()`` in ``current``, read once (every request)."""
     return bool(
         current.get(_SUPPRESS_INSTRUMENTATION_KEY)
         or current.get(_SUPPRESS_INSTRUMENTATION_KEY_PLAIN)
@@ -120,26 +125,60 @@ def _instrumentation_suppressed() -> bool:
     )
 
 
-def _sending_context(span: trace.Span, headers: MutableMapping[str, str]) -> context.Context:
-    """Inject ``span``'s trace context into ``headers``; the context to send the request in.
+_W3C_PROPAGATORS = (TraceContextTextMapPropagator, W3CBaggagePropagator)
+_injection: tuple[TextMapPropagator | None, tuple[TextMapPropagator, ...] | None] = (None, None)
+"""The global propagator last seen, and the W3C propagators it amounts to (``None``: not
+only those). Looked at again whenever ``set_global_textmap`` installs another one."""
 
-    In that context our span is current and lower HTTP layers are suppressed, which keeps
-    urllib3's or httpcore's own instrumentation (if any) from adding a second client span.
-    It is attached and detached directly rather than through two context managers, and
-    built once for both uses, in one copy of the current context (what
-    ``trace.set_span_in_context`` and ``context.set_value`` would make in two): this is on
-    every request's path.
-    """
-    sending = context.Context(
-        {**context.get_current(), _SPAN_KEY: span, _SUPPRESS_HTTP_INSTRUMENTATION_KEY: True}
+
+def _w3c_propagators(textmap: TextMapPropagator) -> tuple[TextMapPropagator, ...] | None:
+    """The propagators ``textmap`` runs in order, if each is exactly W3C trace context or
+    baggage (the default, ``OTEL_PROPAGATORS=tracecontext,baggage``); ``None`` otherwise."""
+    propagators: tuple[TextMapPropagator, ...] = (
+        tuple(textmap._propagators) if type(textmap) is CompositePropagator else (textmap,)
     )
-    propagate.inject(headers, context=sending)
-    return sending
+    if all(type(propagator) in _W3C_PROPAGATORS for propagator in propagators):
+        return propagators
+    return None
 
 
-@dataclass(frozen=True, slots=True)
-class HttpRequest:
-    """The request an adapter is about to send, as the core needs to see it."""
+def _inject(span: trace.Span, sending: context.Context, headers: MutableMapping[str, str]) -> None:
+    """``propagate.inject(headers, context=sending)``, where ``sending`` holds ``span``.
+
+    With the W3C propagators (the default) their work is done here directly, as they do it:
+    the composite's dispatch, the span's look-up in the context and the empty baggage's
+    formatting are most of their cost on every request. Any other propagator (or a
+    subclass of those) is called as usual.
+    """
+    global _injection  # noqa: PLW0603 - a cache of what the global propagator is made of
+    textmap = propagate.get_global_textmap()
+    seen, propagators = _injection
+    if textmap is not seen:
+        propagators = _w3c_propagators(textmap)
+        _injection = (textmap, propagators)
+    if propagators is None or not isinstance(span, trace.Span):
+        propagate.inject(headers, context=sending)
+        return
+    for propagator in propagators:
+        if type(propagator) is TraceContextTextMapPropagator:
+            span_context = span.get_span_context()
+            if span_context == INVALID_SPAN_CONTEXT:
+                continue
+            headers["traceparent"] = (
+                f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
+                f"-{span_context.trace_flags:02x}"
+            )
+            if span_context.trace_state:
+                headers["tracestate"] = span_context.trace_state.to_header()
+        elif sending.get(_BAGGAGE_KEY):  # the propagator writes nothing without baggage
+            propagator.inject(headers, context=sending)
+
+
+class HttpRequest(NamedTuple):
+    """The request an adapter is about to send, as the core needs to see it.
+
+    A named tuple rather than a frozen dataclass: as immutable, and much cheaper to make
+    (one per request)."""
 
     method: str
     url: str
@@ -189,9 +228,10 @@ class _Endpoint:
     host: str
     port: int
     _by_method: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
-    _by_answer: dict[tuple[str, int, str | None], tuple[dict[str, Any], dict[str, Any]]] = field(
+    by_answer: dict[tuple[str, int, str | None], tuple[dict[str, Any], dict[str, Any]]] = field(
         default_factory=dict, compare=False
     )
+    """:meth:`answered`'s cache, which the hot path reads first (a call saved per request)."""
 
     def attributes(self, method: str) -> dict[str, Any]:
         """The request's attributes, both the span's and the histogram's."""
@@ -212,7 +252,7 @@ class _Endpoint:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """What an answer adds to the span, and the histogram's attributes for it."""
         answer = (method, status, version)
-        cached = self._by_answer.get(answer)
+        cached = self.by_answer.get(answer)
         if cached is not None:
             return cached
         added: dict[str, Any] = {"http.response.status_code": status}
@@ -221,8 +261,8 @@ class _Endpoint:
         if status >= 400:
             added["error.type"] = str(status)
         cached = added, {**self.attributes(method), **added}
-        if len(self._by_answer) < _MAX_CACHED_ATTRIBUTE_SETS:
-            self._by_answer[answer] = cached
+        if len(self.by_answer) < _MAX_CACHED_ATTRIBUTE_SETS:
+            self.by_answer[answer] = cached
         return cached
 
 
@@ -233,8 +273,12 @@ def _endpoint(scheme: str, host: str, port: int) -> _Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class _Target:
+    """A URL: its endpoint, its ``url.full``, and its span attributes per method."""
+
     endpoint: _Endpoint
     url_full: str
+    span_by_method: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    """:meth:`span_attributes`' cache, which the hot path reads first."""
 
     @classmethod
     def _parse(cls, url: str) -> _Target:
@@ -243,6 +287,15 @@ class _Target:
         host = (parts.hostname or "").lower()
         port = parts.port if parts.port is not None else _DEFAULT_PORTS.get(scheme, 0)
         return cls(_endpoint(scheme, host, port), redact_url(url))
+
+    def span_attributes(self, method: str) -> dict[str, Any]:
+        """The attributes a first attempt's span starts with (the SDK copies them)."""
+        attributes = self.span_by_method.get(method)
+        if attributes is None:
+            attributes = {**self.endpoint.attributes(method), "url.full": self.url_full}
+            if len(self.span_by_method) < _MAX_CACHED_ATTRIBUTE_SETS:
+                self.span_by_method[method] = attributes
+        return attributes
 
 
 @functools.lru_cache(maxsize=8)
@@ -270,10 +323,13 @@ def _parse_target(url: str) -> _Target:
 class OutgoingHttp(Generic[ResponseT]):
     """Breaker, retries, span and metrics around one library's outgoing requests.
 
-    Every request of the program goes through :meth:`send` or :meth:`send_async`, so they
-    are written for speed: the attribute sets come from caches (:class:`_Endpoint`), and a
-    request that may be retried makes its first attempt directly, entering the retry
-    machinery only if that attempt fails (:meth:`Retry.begin` / :meth:`Retry.resume`).
+    Every request of the program goes through :meth:`call` or :meth:`call_async` (what
+    :meth:`send` and :meth:`send_async` take is the same, spread out), so they are written
+    for speed: the attribute sets come from caches (:class:`_Endpoint`,
+    :class:`_Target`), and a request that may be retried makes its first attempt directly,
+    entering the retry machinery only if that attempt fails (:meth:`Retry.begin` /
+    :meth:`Retry.resume`). The breaker is asked and told directly, as
+    :class:`~otel_resilience._breaker.CallPermit` would, without a permit object per request.
     """
 
     def __init__(
@@ -311,37 +367,42 @@ class OutgoingHttp(Generic[ResponseT]):
         return None if registry.is_excluded(key) else registry.get(key)
 
     def _retry(self, key: str, request: HttpRequest, breaker: CircuitBreaker) -> Retry | None:
-        settings = self._retry_settings
+        """The endpoint's retry policy, if ``request`` may be retried."""
         if (
-            settings.max_retries == 0
-            or request.method not in IDEMPOTENT_METHODS
+            request.method not in IDEMPOTENT_METHODS
             or not request.replayable
+            or self._retry_settings.max_retries == 0
         ):
             return None
         retry = self._retries.get(key)
         if retry is None or retry.breaker is not breaker:
-            library = self.library
-            retry = Retry(
-                key,
-                max_attempts=settings.max_retries + 1,
-                initial_backoff=settings.initial_backoff,
-                max_backoff=settings.max_backoff,
-                jitter=settings.jitter,
-                retry_on=library.transport_errors,
-                retry_on_result=self._worth_retrying,
-                retry_after=lambda _error, response: (
-                    None
-                    if response is None
-                    else retry_after_seconds(library.header(response, "Retry-After"))
-                ),
-                budget=RetryBudget(settings.budget_ratio),
-                breaker=breaker,
-                hooks=(self._discard_retried,),
-            )
-            with self._retries_lock:
-                if len(self._retries) >= (self._registry or default_registry()).max_breakers:
-                    self._retries.pop(next(iter(self._retries)))  # the oldest, like the breakers
-                self._retries[key] = retry
+            retry = self._new_retry(key, breaker)
+        return retry
+
+    def _new_retry(self, key: str, breaker: CircuitBreaker) -> Retry:
+        settings = self._retry_settings
+        library = self.library
+        retry = Retry(
+            key,
+            max_attempts=settings.max_retries + 1,
+            initial_backoff=settings.initial_backoff,
+            max_backoff=settings.max_backoff,
+            jitter=settings.jitter,
+            retry_on=library.transport_errors,
+            retry_on_result=self._worth_retrying,
+            retry_after=lambda _error, response: (
+                None
+                if response is None
+                else retry_after_seconds(library.header(response, "Retry-After"))
+            ),
+            budget=RetryBudget(settings.budget_ratio),
+            breaker=breaker,
+            hooks=(self._discard_retried,),
+        )
+        with self._retries_lock:
+            if len(self._retries) >= (self._registry or default_registry()).max_breakers:
+                self._retries.pop(next(iter(self._retries)))  # the oldest, like the breakers
+            self._retries[key] = retry
         return retry
 
     def _worth_retrying(self, response: ResponseT) -> bool:
@@ -365,9 +426,11 @@ class OutgoingHttp(Generic[ResponseT]):
         """
         try:
             target = _parse_target(request.url)
+            if not self._resilience:
+                return target, None, None
             key = target.endpoint.key
             breaker = self._breaker(key)
-            retry = None if breaker is None else self._retry(key, request, breaker)
+            return target, breaker, None if breaker is None else self._retry(key, request, breaker)
         except Exception as error:
             _logger.warning(
                 "%s request not instrumented (%s); it is sent as it is",
@@ -375,7 +438,6 @@ class OutgoingHttp(Generic[ResponseT]):
                 type(error).__name__,  # not the message: it may quote the URL's credentials
             )
             return None
-        return target, breaker, retry
 
     def send(
         self,
@@ -386,13 +448,7 @@ class OutgoingHttp(Generic[ResponseT]):
         **kwargs: P.kwargs,
     ) -> ResponseT:
         """Send ``request`` by calling ``send(*args, **kwargs)``, with everything we add."""
-        if _instrumentation_suppressed():
-            return send(*args, **kwargs)
-        prepared = self._prepare(request)
-        if prepared is None:
-            return send(*args, **kwargs)
-        target, breaker, retry = prepared
-        return self._attempt(request, target, breaker, retry, send, args, kwargs)
+        return self.call(request, send, args, kwargs)
 
     def send_async(
         self,
@@ -402,19 +458,51 @@ class OutgoingHttp(Generic[ResponseT]):
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> Awaitable[ResponseT]:
-        """:meth:`send` for async clients, to be awaited; retries wait with asyncio.
+        """:meth:`send` for async clients, to be awaited; retries wait with asyncio."""
+        return self.call_async(request, send, args, kwargs)
 
-        Not a coroutine itself: it returns the attempt's, so that the request's coroutine
-        chain is no deeper than it must be (each time the request waits on the network and
-        resumes, it passes through every level of it).
+    def call(
+        self,
+        request: HttpRequest,
+        send: Callable[..., ResponseT],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> ResponseT:
+        """:meth:`send` with the arguments as a wrapper receives them (``wrapt``'s hooks).
+
+        Every level that takes ``*args, **kwargs`` copies them, ``requests``' half-dozen
+        keyword arguments included, so the adapters hand them over as they are.
         """
-        if _instrumentation_suppressed():
+        current = context.get_current()
+        if _suppressed(current):
             return send(*args, **kwargs)
         prepared = self._prepare(request)
         if prepared is None:
             return send(*args, **kwargs)
         target, breaker, retry = prepared
-        return self._attempt_async(request, target, breaker, retry, send, args, kwargs)
+        return self._attempt(request, target, breaker, retry, send, args, kwargs, current)
+
+    def call_async(
+        self,
+        request: HttpRequest,
+        send: Callable[..., Awaitable[ResponseT]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Awaitable[ResponseT]:
+        """:meth:`call` for async clients, to be awaited.
+
+        Not a coroutine itself: it returns the attempt's, so that the request's coroutine
+        chain is no deeper than it must be (each time the request waits on the network and
+        resumes, it passes through every level of it).
+        """
+        current = context.get_current()
+        if _suppressed(current):
+            return send(*args, **kwargs)
+        prepared = self._prepare(request)
+        if prepared is None:
+            return send(*args, **kwargs)
+        target, breaker, retry = prepared
+        return self._attempt_async(request, target, breaker, retry, send, args, kwargs, current)
 
     def _attempt(
         self,
@@ -425,36 +513,42 @@ class OutgoingHttp(Generic[ResponseT]):
         send: Callable[..., ResponseT],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        current: context.Context | None = None,
     ) -> ResponseT:
         """One attempt; with ``retry``, the first of a call that ``retry`` takes over if it fails.
 
         The first attempt of a retried call is made here rather than inside
         :meth:`Retry.call`, since it nearly always succeeds: only when it fails does the
         retry's machinery start, making the further attempts through this method with
-        ``retry`` ``None`` (their resend count is then the retry's).
+        ``retry`` ``None`` (their resend count is then the retry's). ``current`` is the
+        current context, if the caller has it at hand.
         """
-        run = None if retry is None else retry.begin()
-        span, attributes, permit = self._begin(request, target, breaker, run)
-        started = time.perf_counter()
-        token = context.attach(_sending_context(span, request.headers))
+        # The call is counted in the retry's budget now; its RetryRun is made only if this
+        # attempt fails (rarely): see Retry.start.
+        began = None if retry is None else retry.start()
+        span, sending, trial, admitted, started = self._begin(
+            request, target, breaker, retry is not None, current
+        )
+        token = context.attach(sending)
         failure: Exception | None = None
         response: ResponseT | None
         try:
             response = send(*args, **kwargs)
         except BaseException as error:
             context.detach(token)
-            self._failed(span, attributes, permit, error, started)
-            if run is None or not isinstance(error, Exception):
+            self._failed(span, request.method, target, breaker, trial, admitted, error, started)
+            if retry is None or not isinstance(error, Exception):
                 raise
             failure, response = error, None  # the retry starts outside this block: no chaining
         else:
             context.detach(token)
             failed = self._answered(
-                span, request.method, target, permit, breaker, response, started
+                span, request.method, target, breaker, trial, admitted, response, started
             )
-            if run is None or not failed:
+            if retry is None or not failed:
                 return response
-        return run.retry.resume(
+        run = retry.begin(began)
+        return retry.resume(
             run,
             failure,
             response,
@@ -477,29 +571,34 @@ class OutgoingHttp(Generic[ResponseT]):
         send: Callable[..., Awaitable[ResponseT]],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        current: context.Context | None = None,
     ) -> ResponseT:
-        run = None if retry is None else retry.begin()
-        span, attributes, permit = self._begin(request, target, breaker, run)
-        started = time.perf_counter()
-        token = context.attach(_sending_context(span, request.headers))
+        # The call is counted in the retry's budget now; its RetryRun is made only if this
+        # attempt fails (rarely): see Retry.start.
+        began = None if retry is None else retry.start()
+        span, sending, trial, admitted, started = self._begin(
+            request, target, breaker, retry is not None, current
+        )
+        token = context.attach(sending)
         failure: Exception | None = None
         response: ResponseT | None
         try:
             response = await send(*args, **kwargs)
         except BaseException as error:
             context.detach(token)
-            self._failed(span, attributes, permit, error, started)
-            if run is None or not isinstance(error, Exception):
+            self._failed(span, request.method, target, breaker, trial, admitted, error, started)
+            if retry is None or not isinstance(error, Exception):
                 raise
             failure, response = error, None  # the retry starts outside this block: no chaining
         else:
             context.detach(token)
             failed = self._answered(
-                span, request.method, target, permit, breaker, response, started
+                span, request.method, target, breaker, trial, admitted, response, started
             )
-            if run is None or not failed:
+            if retry is None or not failed:
                 return response
-        return await run.retry.resume_async(
+        run = retry.begin(began)
+        return await retry.resume_async(
             run,
             failure,
             response,
@@ -518,40 +617,74 @@ class OutgoingHttp(Generic[ResponseT]):
         request: HttpRequest,
         target: _Target,
         breaker: CircuitBreaker | None,
-        run: RetryRun | None,
-    ) -> tuple[trace.Span, dict[str, Any], CallPermit | None]:
-        """Start the attempt's span and take the breaker's permit.
+        first: bool,
+        current: context.Context | None,
+    ) -> tuple[trace.Span, context.Context, bool, float, float]:
+        """Start the attempt's span, take the breaker's admission, inject the trace context.
 
-        The first attempt of a retried call (``run``) is no resend; any other attempt's
-        resend count is the retry's now running, if any.
+        Returns the span, the context to send in, whether the breaker admitted the attempt
+        as a half-open trial, when it did (by the breaker's clock), and when the attempt
+        started (``time.perf_counter``, for the histogram): a plain tuple, the cheapest
+        thing to make and unpack.
+
+        The first attempt of a retried call (``first``) is no resend; any other attempt's
+        resend count is that of the retry now running, if any (ours, or a program's own
+        :class:`Retry` around the request). The span is started in the current context,
+        passed explicitly so that the SDK does not look it up three more times. The context
+        the request is sent in makes our span current and suppresses lower HTTP layers,
+        which keeps urllib3's or httpcore's own instrumentation (if any) from adding a
+        second client span: one copy of the current context for both (what
+        ``trace.set_span_in_context`` and ``context.set_value`` would make in two).
         """
-        attributes = target.endpoint.attributes(request.method)
-        span_attributes = {**attributes, "url.full": target.url_full}
-        resend_count = 0 if run is not None else current_attempt()
-        if resend_count:
-            span_attributes["http.request.resend_count"] = resend_count
+        if current is None:
+            current = context.get_current()
+        method = request.method
+        span_attributes = target.span_by_method.get(method) or target.span_attributes(method)
+        if not first:
+            resend_count = _retry_attempt.get()
+            if resend_count:
+                span_attributes = {**span_attributes, "http.request.resend_count": resend_count}
         span = self._tracer.start_span(
-            request.method, kind=SpanKind.CLIENT, attributes=span_attributes
+            method, context=current, kind=SpanKind.CLIENT, attributes=span_attributes
         )
-        permit = None if breaker is None else admit(breaker, self.library.rejection_error, span)
-        return span, attributes, permit
+        trial = False
+        admitted = 0.0
+        if breaker is not None:
+            # What CallPermit does, without a permit object per request.
+            try:
+                trial = breaker._acquire_permission()
+            except CircuitOpenError as rejected:
+                raise rejected_in_library_terms(
+                    rejected, self.library.rejection_error, span
+                ) from None
+            admitted = breaker._clock()
+        started = time.perf_counter()
+        sending = context.Context(
+            {**current, _SPAN_KEY: span, _SUPPRESS_HTTP_INSTRUMENTATION_KEY: True}
+        )
+        _inject(span, sending, request.headers)
+        return span, sending, trial, admitted, started
 
     def _failed(
         self,
         span: trace.Span,
-        attributes: dict[str, Any],
-        permit: CallPermit | None,
+        method: str,
+        target: _Target,
+        breaker: CircuitBreaker | None,
+        trial: bool,
+        admitted: float,
         error: BaseException,
         started: float,
     ) -> None:
-        if permit is not None:
+        if breaker is not None:
             transport_failure = isinstance(error, self.library.transport_errors)
-            permit.record(True if transport_failure else None, error)
+            breaker._record_outcome(True if transport_failure else None, admitted, trial, error)
         error_type = type(error).__qualname__
         span.set_attribute("error.type", error_type)
         span.set_status(Status(StatusCode.ERROR, str(error)))
         self._duration.record(
-            time.perf_counter() - started, {**attributes, "error.type": error_type}
+            time.perf_counter() - started,
+            {**target.endpoint.attributes(method), "error.type": error_type},
         )
         span.end()
 
@@ -560,24 +693,34 @@ class OutgoingHttp(Generic[ResponseT]):
         span: trace.Span,
         method: str,
         target: _Target,
-        permit: CallPermit | None,
         breaker: CircuitBreaker | None,
+        trial: bool,
+        admitted: float,
         response: ResponseT,
         started: float,
     ) -> bool:
-        """Finish the attempt's span and metrics; whether the response counts as a failure."""
+        """Finish the attempt's span and metrics; whether the response counts as a failure.
+
+        The breaker is told what :meth:`CallPermit.record` would tell it: a success through
+        a closed breaker takes its lock-free path.
+        """
         library = self.library
         status = library.status_code(response)
-        failed = is_failure_status(status)
-        if permit is not None:
-            permit.record(failed)
-        if failed and breaker is not None:
-            wait = retry_after_seconds(library.header(response, "Retry-After"))
-            if wait is not None:
-                breaker.report_retry_after(wait)
-        added, metric_attributes = target.endpoint.answered(
-            method, status, library.protocol_version(response)
-        )
+        failed = status >= 500 or status == 429  # is_failure_status, inline
+        if breaker is not None:
+            if not failed and not trial and breaker._fast:
+                breaker._record_fast_success(admitted)
+            else:
+                breaker._record_outcome(failed, admitted, trial, None)
+                if failed:
+                    wait = retry_after_seconds(library.header(response, "Retry-After"))
+                    if wait is not None:
+                        breaker.report_retry_after(wait)
+        version = library.protocol_version(response)
+        endpoint = target.endpoint
+        added, metric_attributes = endpoint.by_answer.get(
+            (method, status, version)
+        ) or endpoint.answered(method, status, version)
         if status >= 400:
             span.set_status(Status(StatusCode.ERROR))
         span.set_attributes(added)

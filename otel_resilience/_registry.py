@@ -70,6 +70,8 @@ class CircuitBreakerRegistry:
 
     def is_excluded(self, key: str) -> bool:
         """Whether ``key`` matches an exclusion pattern."""
+        if not self._excluded:  # the usual case, asked on every instrumented call
+            return False
         return any(_matches(pattern, key) for pattern in self._excluded)
 
     def policy_for(self, key: str) -> BreakerPolicy:

@@ -284,7 +284,7 @@ class Retry:
 
     # --- the first attempt made by the caller ---------------------------------------------------
 
-    def begin(self) -> RetryRun:
+    def begin(self, started: float | None = None) -> RetryRun:
         """Start a call whose first attempt the caller makes itself.
 
         For hot paths (an instrumented request) that would rather not pay for the retry
@@ -292,8 +292,21 @@ class Retry:
         counted in the budget and its deadline starts now, as in :meth:`call`. If the first
         attempt raised or returned a result worth retrying, hand its outcome to
         :meth:`resume` (or :meth:`resume_async`); otherwise there is nothing more to do.
+
+        ``started`` is what :meth:`start` returned for this call, which was then counted
+        already: a caller can count every call with :meth:`start` and make the run only
+        for the few first attempts that fail.
         """
-        return RetryRun(self)
+        return RetryRun(self, started)
+
+    def start(self) -> float:
+        """Count a call in the budget and return when it started (this retry's clock).
+
+        The cheaper half of :meth:`begin`, for the path every call takes: the
+        :class:`RetryRun` is then made by ``begin(started)`` only if the first attempt fails.
+        """
+        self.budget.record_call()
+        return self._clock()
 
     def resume(
         self,
@@ -412,10 +425,12 @@ class RetryRun:
 
     __slots__ = ("attempt", "pending", "retry", "started", "wait")
 
-    def __init__(self, retry: Retry) -> None:
-        retry.budget.record_call()
+    def __init__(self, retry: Retry, started: float | None = None) -> None:
+        if started is None:  # else Retry.start counted the call
+            retry.budget.record_call()
+            started = retry._clock()
         self.retry = retry
-        self.started = retry._clock()
+        self.started = started
         self.wait = 0.0
         self.attempt = 1
         self.pending: list[Awaitable[object]] = []  # what async hooks returned, to await

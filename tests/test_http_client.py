@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import logging
 from email.utils import formatdate
+from typing import Any
 
 import pytest
+from opentelemetry import baggage, propagate, trace
+from opentelemetry import context as otel_context
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    NonRecordingSpan,
+    SpanContext,
+    TraceFlags,
+    TraceState,
+)
+from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_resilience import CircuitBreakerRegistry, CircuitOpenError
 from otel_resilience._http_client import (
     HttpRequest,
     OutgoingHttp,
+    _inject,
     endpoint_key,
     redact_url,
     retry_after_seconds,
@@ -85,3 +102,70 @@ def test_a_url_we_cannot_read_goes_out_uninstrumented(caplog: pytest.LogCaptureF
     (record,) = caplog.records
     assert "not instrumented" in record.getMessage()
     assert "s3cret" not in record.getMessage()
+
+
+class _Vendor(TextMapPropagator):
+    """A propagator of some other format: the shortcut must leave it to propagate.inject."""
+
+    def inject(self, carrier: Any, context: Context | None = None, setter: Any = None) -> None:
+        carrier["x-vendor"] = "on"
+
+    def extract(self, carrier: Any, context: Context | None = None, getter: Any = None) -> Context:
+        return context if context is not None else Context()
+
+    @property
+    def fields(self) -> set[str]:
+        return {"x-vendor"}
+
+
+def _sending(span: trace.Span, with_baggage: bool) -> Context:
+    current = baggage.set_baggage("tenant", "a b") if with_baggage else otel_context.get_current()
+    return Context({**current, _SPAN_KEY: span})
+
+
+@pytest.mark.parametrize("with_baggage", [False, True])
+@pytest.mark.parametrize("trace_state", [TraceState(), TraceState([("vendor", "x1")])])
+@pytest.mark.parametrize(
+    "propagators",
+    [
+        (TraceContextTextMapPropagator(), W3CBaggagePropagator()),
+        (W3CBaggagePropagator(), TraceContextTextMapPropagator()),
+        (TraceContextTextMapPropagator(),),
+        (TraceContextTextMapPropagator(), _Vendor()),
+    ],
+    ids=["tracecontext,baggage", "baggage,tracecontext", "tracecontext", "with-another"],
+)
+def test_injection_writes_what_the_global_propagator_writes(
+    propagators: tuple[TextMapPropagator, ...], trace_state: TraceState, with_baggage: bool
+) -> None:
+    """The W3C shortcut of _inject: the same headers, in the same order, as propagate.inject."""
+    span = NonRecordingSpan(
+        SpanContext(
+            0x0AF7651916CD43DD8448EB211C80319C,
+            0x00F067AA0BA902B7,
+            False,
+            TraceFlags(1),
+            trace_state,
+        )
+    )
+    sending = _sending(span, with_baggage)
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator(list(propagators)))
+    try:
+        expected: dict[str, str] = {}
+        propagate.inject(expected, context=sending)
+        ours: dict[str, str] = {}
+        _inject(span, sending, ours)
+    finally:
+        propagate.set_global_textmap(previous)
+    assert list(ours.items()) == list(expected.items())
+    assert "traceparent" in ours
+
+
+def test_injection_of_an_invalid_span_writes_nothing() -> None:
+    sending = _sending(INVALID_SPAN, with_baggage=False)
+    expected: dict[str, str] = {}
+    propagate.inject(expected, context=sending)
+    ours: dict[str, str] = {}
+    _inject(INVALID_SPAN, sending, ours)
+    assert ours == expected == {}

@@ -130,18 +130,18 @@ class HTTPXClientInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             except Exception:  # fail-safe: an unexpected call shape goes out uninstrumented
                 _logger.warning("httpx call not instrumented", exc_info=True)
                 return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
-            return outgoing.send(request, wrapped, *args, **kwargs)
+            return outgoing.call(request, wrapped, args, kwargs)
 
         def handle_async_request(
             wrapped: Any, instance: httpx.AsyncHTTPTransport, args: tuple[Any, ...], kwargs: Any
         ) -> Awaitable[httpx.Response]:
-            # Not a coroutine: it hands over the one to await (see OutgoingHttp.send_async).
+            # Not a coroutine: it hands over the one to await (see OutgoingHttp.call_async).
             try:
                 request = _describe(args[0] if args else kwargs["request"])
             except Exception:  # fail-safe: an unexpected call shape goes out uninstrumented
                 _logger.warning("httpx call not instrumented", exc_info=True)
                 return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
-            return outgoing.send_async(request, wrapped, *args, **kwargs)
+            return outgoing.call_async(request, wrapped, args, kwargs)
 
         wrapt.wrap_function_wrapper(httpx.HTTPTransport, "handle_request", handle_request)
         wrapt.wrap_function_wrapper(
