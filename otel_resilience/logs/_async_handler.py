@@ -49,7 +49,15 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import IO, Final, Literal, Protocol, cast
 
-__all__ = ["FileSink", "NonBlockingHandler", "Sink", "StreamSink", "serialiser_for"]
+__all__ = [
+    "FileSink",
+    "LockFreeHandler",
+    "NonBlockingHandler",
+    "SerialisingHandler",
+    "Sink",
+    "StreamSink",
+    "serialiser_for",
+]
 
 
 class Sink(Protocol):
@@ -85,7 +93,46 @@ class _Control:
         self.done = threading.Event()
 
 
-class NonBlockingHandler(logging.Handler):
+class LockFreeHandler(logging.Handler):
+    """A handler whose ``handle`` takes no handler lock: for ``emit`` methods safe without it.
+
+    ``logging.Handler.handle`` holds the handler's lock around ``emit``; our handlers do
+    their own fine-grained locking (or none), so that lock is pure cost on every record.
+    Filters added to the handler apply as with any handler (a filter may return a
+    replacement record, since Python 3.12).
+    """
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if self.filters:
+            passed = self.filter(record)
+            if not passed:
+                return False
+            if isinstance(passed, logging.LogRecord):
+                record = passed
+        self.emit(record)
+        return True
+
+
+class SerialisingHandler(LockFreeHandler):
+    """A lock-free handler that turns records into bytes with its formatter's fastest path.
+
+    The serialiser (see :func:`serialiser_for`) is looked up once per formatter, not per
+    record; ``setFormatter`` at runtime is picked up on the next record.
+    """
+
+    def __init__(self, level: int | str = logging.NOTSET) -> None:
+        super().__init__(level)
+        self._serialiser = (_DEFAULT_FORMATTER, serialiser_for(_DEFAULT_FORMATTER))
+
+    def _serialise(self, record: logging.LogRecord) -> bytes:
+        formatter = self.formatter or _DEFAULT_FORMATTER
+        cached = self._serialiser
+        if cached[0] is not formatter:
+            cached = self._serialiser = (formatter, serialiser_for(formatter))
+        return cached[1](record)
+
+
+class NonBlockingHandler(SerialisingHandler):
     """A handler whose ``emit`` formats and enqueues, and never blocks on the sink.
 
     ``sink`` is a :class:`Sink`, a ``callable(bytes)``, or an ``io`` stream (wrapped in a
@@ -136,10 +183,6 @@ class NonBlockingHandler(logging.Handler):
         self._report_interval = report_interval
         self._flush_timeout = flush_timeout
         self._closed = False
-        self._serialiser: tuple[logging.Formatter | None, Callable[[logging.LogRecord], bytes]] = (
-            None,
-            serialiser_for(_DEFAULT_FORMATTER),
-        )
         self._start_fresh()
         self._mode: _Mode = "queue"
         _live_handlers.add(self)
@@ -203,29 +246,9 @@ class NonBlockingHandler(logging.Handler):
 
     # --- the caller's side ------------------------------------------------------------
 
-    def handle(self, record: logging.LogRecord) -> bool:
-        """``Handler.handle`` without the handler lock: ``emit`` is safe without it.
-
-        Filters added to the handler apply as with any handler (a filter may return a
-        replacement record, since Python 3.12).
-        """
-        if self.filters:
-            passed = self.filter(record)
-            if not passed:
-                return False
-            if isinstance(passed, logging.LogRecord):
-                record = passed
-        self.emit(record)
-        return True
-
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            formatter = self.formatter or _DEFAULT_FORMATTER
-            cached = self._serialiser
-            if cached[0] is not formatter:
-                cached = (formatter, serialiser_for(formatter))
-                self._serialiser = cached
-            data = cached[1](record)
+            data = self._serialise(record)
         except Exception:
             self.handleError(record)
             return
@@ -273,9 +296,6 @@ class NonBlockingHandler(logging.Handler):
         """
         del record
         next(self._unformattable)
-
-    def _serialise(self, record: logging.LogRecord) -> bytes:
-        return serialiser_for(self.formatter or _DEFAULT_FORMATTER)(record)
 
     def _emit_without_queue(self, data: bytes) -> None:
         if self._mode == "direct":  # after the exit drain: the writer is gone, write here

@@ -76,6 +76,7 @@ from opentelemetry._logs import LoggerProvider, NoOpLogger, SeverityNumber, get_
 from opentelemetry._logs import LogRecord as OtelLogRecord
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_current
 
+from otel_resilience.logs._async_handler import LockFreeHandler
 from otel_resilience.logs._context import bound
 from otel_resilience.logs._json_format import (
     JSON_FIELDS,
@@ -219,7 +220,8 @@ class _EmitState(threading.local):
     busy = False
 
 
-class OtlpLogHandler(logging.Handler):
+class OtlpLogHandler(LockFreeHandler):
+    # Lock-free: the SDK's logger is thread-safe, and emit keeps its own per-thread state.
     """Emits each record to ``logger_provider`` (the global one by default) as OTLP fields.
 
     ``redactor`` replaces the default
@@ -258,18 +260,6 @@ class OtlpLogHandler(logging.Handler):
     def errors(self) -> int:
         """Records that could not be emitted."""
         return self._errors
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        """``Handler.handle`` without the handler lock: the SDK's logger is thread-safe, and
-        ``emit`` keeps its own per-thread state. Filters added to the handler still apply."""
-        if self.filters:
-            passed = self.filter(record)
-            if not passed:
-                return False
-            if isinstance(passed, logging.LogRecord):
-                record = passed
-        self.emit(record)
-        return True
 
     def emit(self, record: logging.LogRecord) -> None:
         state = self._state

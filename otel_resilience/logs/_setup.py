@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import IO, Final, Literal
@@ -23,9 +23,9 @@ from otel_resilience.config import LogSettings
 from otel_resilience.logs._async_handler import (
     FileSink,
     NonBlockingHandler,
+    SerialisingHandler,
     Sink,
     StreamSink,
-    serialiser_for,
 )
 from otel_resilience.logs._context import bound
 from otel_resilience.logs._human_format import HumanFormatter, stream_supports_color
@@ -50,45 +50,24 @@ __all__ = [
 Format = Literal["json", "human"]
 Output = Literal["console", "file", "memory"]
 
-_DEFAULT_FORMATTER = logging.Formatter()
 
 OUR_HANDLER_MARK = "_otel_resilience_handler"
 """Attribute set on every handler this package adds, so the log bridge can tell them apart."""
 
 
-class _SinkHandler(logging.Handler):
+class _SinkHandler(SerialisingHandler):
     """The blocking counterpart of :class:`NonBlockingHandler`: writes on the caller's thread."""
 
     def __init__(self, sink: Sink, formatter: logging.Formatter) -> None:
         super().__init__()
         self.sink = sink
         self.setFormatter(formatter)
+        # The lock is held around the write only, not the formatting (see LockFreeHandler).
         self._write_lock = threading.Lock()
-        self._serialiser: tuple[logging.Formatter | None, Callable[[logging.LogRecord], bytes]]
-        self._serialiser = (None, serialiser_for(logging.Formatter()))
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        """``Handler.handle`` with the lock held around the write only, not the formatting.
-
-        Filters added to the handler apply as with any handler.
-        """
-        if self.filters:
-            passed = self.filter(record)
-            if not passed:
-                return False
-            if isinstance(passed, logging.LogRecord):
-                record = passed
-        self.emit(record)
-        return True
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            formatter = self.formatter or _DEFAULT_FORMATTER
-            cached = self._serialiser
-            if cached[0] is not formatter:
-                cached = (formatter, serialiser_for(formatter))
-                self._serialiser = cached
-            data = cached[1](record)
+            data = self._serialise(record)
             with self._write_lock:  # one record's bytes, one write: lines never interleave
                 self.sink.write(data)
         except Exception:
