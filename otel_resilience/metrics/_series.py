@@ -11,6 +11,8 @@ may have been held by a thread that does not exist in the child); the parent is 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import math
 import threading
@@ -223,9 +225,6 @@ def timed(
     function: Callable[..., _Result], series_for_call: Callable[[], HistogramSeries]
 ) -> Callable[..., _Result]:
     """Wrap ``function`` so each call, awaited to completion when async, is timed."""
-    import functools
-    import inspect
-
     if inspect.iscoroutinefunction(function):
         coroutine_function: Callable[..., Awaitable[Any]] = function
 
