@@ -31,11 +31,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_resilience._admission import admit
 from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
+from otel_resilience._duration import duration_histogram
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
 from otel_resilience._retry import Retry, RetryBudget
 from otel_resilience._sql import Statement
 from otel_resilience._version import __version__
-from otel_resilience._views import SECONDS_BUCKETS
 from otel_resilience.config import RetrySettings, current_settings
 
 __all__ = ["DbEndpoint", "DbLibrary", "OutgoingDb", "database_key"]
@@ -134,18 +134,6 @@ class DbLibrary(Protocol):
         ...
 
 
-@functools.lru_cache(maxsize=8)
-def _duration_histogram(meter_provider: metrics.MeterProvider | None) -> metrics.Histogram:
-    """One ``db.client.operation.duration`` for every database adapter (per meter provider)."""
-    meter = metrics.get_meter("otel_resilience.instrumentation.db", __version__, meter_provider)
-    return meter.create_histogram(
-        "db.client.operation.duration",
-        unit="s",
-        description="Duration of database client operations.",
-        explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
-    )
-
-
 class OutgoingDb:
     """Breaker, retries, span and metrics around one driver's connections and operations."""
 
@@ -163,7 +151,12 @@ class OutgoingDb:
         self.library = library
         scope = f"otel_resilience.instrumentation.{library.name}"
         self._tracer = trace.get_tracer(scope, __version__, tracer_provider)
-        self._duration = _duration_histogram(meter_provider)
+        self._duration = duration_histogram(
+            "otel_resilience.instrumentation.db",
+            "db.client.operation.duration",
+            "Duration of database client operations.",
+            meter_provider,
+        )
         self._registry = registry
         settings = current_settings()
         self._retry_settings = retry if retry is not None else settings.retry

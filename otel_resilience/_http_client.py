@@ -40,11 +40,11 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from otel_resilience._admission import rejected_in_library_terms
 from otel_resilience._breaker import CircuitBreaker, CircuitOpenError
+from otel_resilience._duration import duration_histogram
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
 from otel_resilience._retry import Retry, RetryBudget, RetryDetails
 from otel_resilience._retry import _attempt as _retry_attempt
 from otel_resilience._version import __version__
-from otel_resilience._views import SECONDS_BUCKETS
 from otel_resilience.config import RetrySettings, current_settings
 
 __all__ = [
@@ -298,22 +298,6 @@ class _Target:
         return attributes
 
 
-@functools.lru_cache(maxsize=8)
-def _duration_histogram(meter_provider: metrics.MeterProvider | None) -> metrics.Histogram:
-    """One ``http.client.request.duration`` for every HTTP adapter (per meter provider).
-
-    One instrument rather than one per library: the SDK takes two same-named instruments
-    matched by one view for conflicting streams and warns about it on stderr.
-    """
-    meter = metrics.get_meter("otel_resilience.instrumentation.http", __version__, meter_provider)
-    return meter.create_histogram(
-        "http.client.request.duration",
-        unit="s",
-        description="Duration of HTTP client requests.",
-        explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
-    )
-
-
 @functools.lru_cache(maxsize=1024)
 def _parse_target(url: str) -> _Target:
     """The endpoint of ``url``; programs call the same URLs again and again, so cached."""
@@ -345,7 +329,14 @@ class OutgoingHttp(Generic[ResponseT]):
         self.library = library
         scope = f"otel_resilience.instrumentation.{library.name}"
         self._tracer = trace.get_tracer(scope, __version__, tracer_provider)
-        self._duration = _duration_histogram(meter_provider)
+        # One instrument for every HTTP adapter: the SDK takes two same-named instruments
+        # matched by one view for conflicting streams, and warns about it on stderr.
+        self._duration = duration_histogram(
+            "otel_resilience.instrumentation.http",
+            "http.client.request.duration",
+            "Duration of HTTP client requests.",
+            meter_provider,
+        )
         self._registry = registry
         self._retry_settings = retry if retry is not None else current_settings().retry
         # OTEL_RESILIENCE_DISABLED turns breakers and retries off; spans and metrics stay.

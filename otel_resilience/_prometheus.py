@@ -8,14 +8,18 @@ here it costs one warning and this process simply serves no metrics on that port
 ``/metrics`` answers with two parts: the SDK's instruments (the semantic-convention
 duration histograms and any instrument the program creates through the OpenTelemetry API)
 rendered by the upstream Prometheus reader, and the metric registries
-(:mod:`otel_resilience.metrics`, the breakers' instruments) rendered directly from their
-series, which is what keeps a scrape of thousands of series in milliseconds. The server is
-shared with the health and status routes.
+(:mod:`otel_resilience.metrics`, the breakers' instruments, the instrumentations' duration
+histograms) rendered directly from their series, which is what keeps a scrape of thousands
+of series in milliseconds. ``target_info`` (the resource, which dashboards join on) comes
+with the first part when the SDK has data, and is written with the second otherwise. The
+server is shared with the health and status routes.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +29,17 @@ from otel_resilience._endpoint_server import (
     EndpointServer,
     start_endpoint_server,
 )
-from otel_resilience.metrics._prometheus_text import CONTENT_TYPE, render_registries
+from otel_resilience.metrics._prometheus_text import (
+    CONTENT_TYPE,
+    TARGET_INFO_TYPE_LINE,
+    render_registries,
+    render_target_info,
+)
 from otel_resilience.metrics._registry import all_registries
 
 __all__ = ["PrometheusEndpoint", "metrics_response", "start_prometheus_endpoint"]
+
+_TARGET_INFO_TYPE_LINE = TARGET_INFO_TYPE_LINE.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +55,18 @@ class PrometheusEndpoint:
         self.server.close()
 
 
-def metrics_response(request: EndpointRequest) -> EndpointResponse:
-    """The text exposition of the SDK's instruments and of every metric registry."""
+def metrics_response(
+    request: EndpointRequest, resource_attributes: Mapping[str, Any] | None = None
+) -> EndpointResponse:
+    """The text exposition of the SDK's instruments and of every metric registry, with
+    ``target_info`` from ``resource_attributes`` when the SDK's part has none."""
     from prometheus_client import REGISTRY, generate_latest
 
-    body = generate_latest(REGISTRY) + render_registries(all_registries()).encode()
+    sdk_part = generate_latest(REGISTRY)
+    registries_part = render_registries(all_registries())
+    if resource_attributes is not None and _TARGET_INFO_TYPE_LINE not in sdk_part:
+        registries_part = render_target_info(resource_attributes) + registries_part
+    body = sdk_part + registries_part.encode()
     if "gzip" in request.headers.get("accept-encoding", ""):
         return EndpointResponse(
             200, CONTENT_TYPE, gzip.compress(body, compresslevel=1), (("Content-Encoding", "gzip"),)
@@ -56,8 +74,13 @@ def metrics_response(request: EndpointRequest) -> EndpointResponse:
     return EndpointResponse(200, CONTENT_TYPE, body)
 
 
-def start_prometheus_endpoint(host: str, port: int) -> PrometheusEndpoint | None:
-    """Serve metrics on ``host:port`` (port 0 picks a free one); ``None`` if it cannot."""
+def start_prometheus_endpoint(
+    host: str, port: int, resource_attributes: Mapping[str, Any] | None = None
+) -> PrometheusEndpoint | None:
+    """Serve metrics on ``host:port`` (port 0 picks a free one); ``None`` if it cannot.
+
+    ``resource_attributes`` (the meter provider's resource) make ``target_info``.
+    """
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
     server = start_endpoint_server(
@@ -68,7 +91,9 @@ def start_prometheus_endpoint(host: str, port: int) -> PrometheusEndpoint | None
     )
     if server is None:
         return None
-    server.add_route("/metrics", metrics_response)
+    server.add_route(
+        "/metrics", functools.partial(metrics_response, resource_attributes=resource_attributes)
+    )
     return PrometheusEndpoint(
         reader=PrometheusMetricReader(), url=server.url_for("/metrics"), server=server
     )

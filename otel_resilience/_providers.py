@@ -94,7 +94,9 @@ def _metric_readers(
     endpoint = None
     if "prometheus" in settings.export.exporters["metrics"]:
         endpoint = start_prometheus_endpoint(
-            settings.export.prometheus_host, settings.export.prometheus_port
+            settings.export.prometheus_host,
+            settings.export.prometheus_port,
+            resource_attributes=resource.attributes,
         )
         if endpoint is not None:
             readers.append(endpoint.reader)

@@ -27,7 +27,7 @@ from prometheus_server import PrometheusServer, free_tcp_port, sample_value
 
 from otel_resilience import metrics
 from otel_resilience.metrics import MetricRegistry
-from otel_resilience.metrics._prometheus_text import render_registries
+from otel_resilience.metrics._prometheus_text import render_registries, render_target_info
 
 
 def _only_scope(registry: MetricRegistry) -> dict[str, dict[str, Any]]:
@@ -351,6 +351,41 @@ def test_prometheus_text_matches_what_the_opentelemetry_exporter_writes() -> Non
         {key: value for key, value in theirs.items() if key[0] != "target_info"}
     )
     provider.shutdown()
+
+
+def test_target_info_written_with_the_registries_matches_the_exporters() -> None:
+    """A process whose metrics all live in registries still has ``target_info`` to join on.
+
+    The exporter writes it only in a scrape with SDK data; the endpoint then writes it from
+    the same resource, which must come out exactly as the exporter's.
+    """
+    from opentelemetry.sdk.resources import Resource
+    from prometheus_client import generate_latest
+
+    resource = Resource(
+        {
+            "service.name": "checkout",
+            "deployment.environment.name": 'odd "quoted"\nvalue',
+            "host.tags": ("a", "b"),
+            "process.pid": 4242,
+            "9starts.with.digit": "x",
+        }
+    )
+    prometheus_registry = CollectorRegistry()
+    reader = PrometheusMetricReader()
+    prometheus_registry.register(reader._collector)
+    provider = MeterProvider(resource=resource, metric_readers=[reader])
+    provider.get_meter("test.target_info").create_counter("app.any").add(1)
+    theirs = {
+        key: value
+        for key, value in _samples(generate_latest(prometheus_registry).decode()).items()
+        if key[0] == "target_info"
+    }
+    provider.shutdown()
+
+    ours = _samples(render_target_info(resource.attributes))
+    assert len(theirs) == 1
+    assert ours == theirs
 
 
 SCRAPED_APP = """

@@ -29,9 +29,12 @@ from otel_resilience.metrics._names import prometheus_family_name, prometheus_la
 from otel_resilience.metrics._registry import AnyInstrument, MetricRegistry
 from otel_resilience.metrics._series import _Series
 
-__all__ = ["CONTENT_TYPE", "render_registries"]
+__all__ = ["CONTENT_TYPE", "TARGET_INFO_TYPE_LINE", "render_registries", "render_target_info"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+TARGET_INFO_TYPE_LINE = "# TYPE target_info gauge\n"
 
 
 def _label_value(value: Any) -> str:
@@ -152,3 +155,19 @@ def render_registries(registries: Iterable[MetricRegistry]) -> str:
         for instrument in registry.instruments():
             _render_instrument(instrument, scope, out)
     return "".join(out)
+
+
+def render_target_info(resource_attributes: Mapping[str, Any]) -> str:
+    """``target_info``: the resource as labels, as the OpenTelemetry Prometheus exporter writes it.
+
+    Prometheus queries join a process's series to its service through it
+    (``* on (job, instance) group_left () target_info{service_name=...}``). The exporter
+    writes it only in a scrape that has SDK metric data, so a process whose metrics all
+    live in registries must write it itself. Labels keep the resource's order, as there.
+    """
+    labels = {
+        prometheus_label_name(key): _label_value(value)
+        for key, value in resource_attributes.items()
+    }
+    text = ",".join(f'{name}="{value}"' for name, value in labels.items())
+    return f"# HELP target_info Target metadata\n{TARGET_INFO_TYPE_LINE}target_info{{{text}}} 1.0\n"
