@@ -23,10 +23,14 @@ _OTLP_PACKAGES = {
     "grpc": "opentelemetry.exporter.otlp.proto.grpc",
     "http/protobuf": "opentelemetry.exporter.otlp.proto.http",
 }
-_OTLP_MODULES: dict[Signal, str] = {
+_OTLP_MODULES: dict[str, str] = {
     "traces": "trace_exporter:OTLPSpanExporter",
     "metrics": "metric_exporter:OTLPMetricExporter",
-    "logs": "_log_exporter:OTLPLogExporter",
+}
+# Upstream's log exporters with our batch encoder (same bytes, a fraction of the time).
+_OUR_OTLP_LOG_EXPORTERS = {
+    "grpc": "otel_resilience.logs._otlp_grpc_exporter:OTLPLogExporter",
+    "http/protobuf": "otel_resilience.logs._otlp_http_exporter:OTLPLogExporter",
 }
 _CONSOLE_EXPORTERS: dict[Signal, str] = {
     "traces": "opentelemetry.sdk.trace.export:ConsoleSpanExporter",
@@ -45,8 +49,10 @@ def _load(reference: str) -> Any:
 
 def _exporter_class(signal: Signal, name: str, settings: ExportSettings) -> Any:
     if name == "otlp":
-        package = _OTLP_PACKAGES[settings.otlp_protocols[signal]]
-        return _load(f"{package}.{_OTLP_MODULES[signal]}")
+        protocol = settings.otlp_protocols[signal]
+        if signal == "logs":
+            return _load(_OUR_OTLP_LOG_EXPORTERS[protocol])
+        return _load(f"{_OTLP_PACKAGES[protocol]}.{_OTLP_MODULES[signal]}")
     if name == "console":
         return _load(_CONSOLE_EXPORTERS[signal])
     for entry in entry_points(group=f"opentelemetry_{signal}_exporter", name=name):
