@@ -9,7 +9,10 @@ brings its own block runners, SDK floor instrumentors, header and library-specif
 everything else is here:
 
 * :func:`make_telemetry`: the real SDK (a ``BatchSpanProcessor`` feeding a
-  :class:`CountingExporter`, a ``MeterProvider`` with an ``InMemoryMetricReader``), also set
+  :class:`CountingExporter`, a ``MeterProvider`` whose reader is the one our configurator
+  installs for push exporters, ``RegistryMetricReader``, which also exports the metric
+  registries: so ours records its duration histograms where it does under the launcher,
+  and upstream's SDK instruments cost exactly what they cost under any reader), also set
   as the global providers;
 * :class:`Switchboard`: instruments one configuration at a time (instrumentors loaded on
   first use, a failure to load or instrument skips that configuration for the family with
@@ -34,6 +37,7 @@ import cProfile
 import dataclasses
 import gc
 import importlib
+import math
 import os
 import platform
 import pstats
@@ -48,11 +52,18 @@ from typing import Any, Literal, Protocol
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import (
+    HistogramDataPoint,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from otel_resilience.config import RetrySettings, current_settings
+from otel_resilience.metrics._otlp import RegistryMetricReader
 
 TARGET_RATIO = 0.5
 TARGETED = ("bare", "upstream", "ours")
@@ -103,7 +114,8 @@ class Telemetry:
 
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
-    reader: InMemoryMetricReader
+    reader: RegistryMetricReader
+    metrics: KeptMetrics
     exporter: CountingExporter
 
     def flush(self) -> None:
@@ -113,7 +125,8 @@ class Telemetry:
     def collect(self, duration_histograms: Collection[str]) -> MetricsSeen:
         """Metric names per instrumentation scope, and calls in the duration histograms."""
         seen = MetricsSeen()
-        data = self.reader.get_metrics_data()
+        self.reader.collect()
+        data = self.metrics.data
         for resource_metrics in data.resource_metrics if data is not None else ():
             for scope_metrics in resource_metrics.scope_metrics:
                 scope = scope_metrics.scope.name
@@ -131,16 +144,38 @@ class Telemetry:
         self.meter_provider.shutdown()
 
 
+class KeptMetrics(MetricExporter):
+    """Keeps the last batch the reader exported (cumulative: every point so far)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: MetricsData | None = None
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        self.data = metrics_data
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Nothing to release."""
+
+
 def make_telemetry(span_queue: int | None = None) -> Telemetry:
     """The SDK, also set as the global providers; ``span_queue`` None: the SDK's default."""
     exporter = CountingExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=span_queue))
-    reader = InMemoryMetricReader()
+    kept = KeptMetrics()
+    # Collected when the report asks (an infinite interval starts no export thread).
+    reader = RegistryMetricReader(kept, Resource.create(), export_interval_millis=math.inf)
     meter_provider = MeterProvider(metric_readers=[reader])
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    return Telemetry(tracer_provider, meter_provider, reader, exporter)
+    return Telemetry(tracer_provider, meter_provider, reader, kept, exporter)
 
 
 def floor_instruments(

@@ -25,7 +25,10 @@ tiny response with ``Content-Length``), for three clients: ``requests`` (one
 Every configuration gets the same real SDK: a ``TracerProvider`` with a
 ``BatchSpanProcessor`` feeding an exporter that counts and discards the spans (so span
 processing costs what it does in production, minus the network), and a ``MeterProvider``
-with an ``InMemoryMetricReader`` (collected once, at the end). Both are passed to
+whose reader is the ``RegistryMetricReader`` our configurator installs for push exporters
+(collected once, at the end): ours records its duration histogram in a metric registry,
+as under the launcher; upstream's SDK instruments cost what they cost under any reader.
+Both are passed to
 ``instrument()`` as ``tracer_provider=`` / ``meter_provider=`` and are also the global
 providers, which the breakers' and retries' own instruments use. Instrumentors are
 singletons, so a configuration is instrumented before its blocks and uninstrumented after

@@ -11,9 +11,10 @@ same name, unit, description, buckets, attributes and instrumentation scope, in 
 exports. What the registry does not do is sample exemplars; an SDK view configured for the
 instrument does not apply to it either.
 
-Any other meter provider (one passed to ``instrument(meter_provider=...)``, or a program's
-own global one) gets the SDK instrument, since only the configurator's readers know of the
-registries. The choice is made when an instrumentation is set up, which under
+A meter provider of the program's own (passed to ``instrument(meter_provider=...)``, or
+set as the global one) gets the registry too when one of its readers is a
+``RegistryMetricReader``, and the SDK instrument otherwise, since no other reader knows of
+the registries. The choice is made when an instrumentation is set up, which under
 ``opentelemetry-instrument`` is after the configurator has installed its providers.
 """
 
@@ -55,16 +56,21 @@ def _scope_registry(scope: str) -> MetricRegistry:
 
 
 def _exports_registries(meter_provider: metrics.MeterProvider | None) -> bool:
-    """Whether ``meter_provider`` (``None``: the global one) is the configurator's."""
+    """Whether ``meter_provider`` (``None``: the global one) exports the registries: it is
+    the configurator's, or one of its readers is a
+    :class:`~otel_resilience.metrics._otlp.RegistryMetricReader`."""
     # Imported here: the configurator's module brings the SDK and its exporters, which an
     # instrumentation used as a library, with a provider of its own, need not load.
     from otel_resilience._providers import installed_telemetry
+    from otel_resilience.metrics._otlp import RegistryMetricReader
 
-    installed = installed_telemetry()
-    if installed is None:
-        return False
     provider = metrics.get_meter_provider() if meter_provider is None else meter_provider
-    return provider is installed.meter_provider
+    installed = installed_telemetry()
+    if installed is not None and provider is installed.meter_provider:
+        return True
+    # The SDK's provider keeps its readers privately (the SDK is pinned below 1.46).
+    readers = getattr(provider, "_metric_readers", ())
+    return any(isinstance(reader, RegistryMetricReader) for reader in readers)
 
 
 @functools.lru_cache(maxsize=16)

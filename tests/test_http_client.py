@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from email.utils import formatdate
 from typing import Any
 
@@ -13,6 +14,14 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -26,7 +35,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_resilience import CircuitBreakerRegistry, CircuitOpenError
+from otel_resilience import CircuitBreakerRegistry, CircuitOpenError, metrics
 from otel_resilience._http_client import (
     HttpRequest,
     OutgoingHttp,
@@ -36,6 +45,7 @@ from otel_resilience._http_client import (
     retry_after_seconds,
 )
 from otel_resilience.config import RetrySettings
+from otel_resilience.metrics._otlp import RegistryMetricReader
 
 
 @pytest.mark.parametrize(
@@ -169,3 +179,94 @@ def test_injection_of_an_invalid_span_writes_nothing() -> None:
     ours: dict[str, str] = {}
     _inject(INVALID_SPAN, sending, ours)
     assert ours == expected == {}
+
+
+class _KeptMetrics(MetricExporter):
+    """Keeps the last batch a reader exported."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: MetricsData | None = None
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        self.data = metrics_data
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Nothing to release."""
+
+
+def _duration_points(
+    data: MetricsData | None, port: int
+) -> list[tuple[str, str | None, dict[str, Any], Any]]:
+    """(scope, unit, attributes, point) of the http.client.request.duration points of
+    requests to ``port`` (the registry's series live as long as the process)."""
+    assert data is not None
+    return [
+        (scope_metrics.scope.name, metric.unit, dict(point.attributes or {}), point)
+        for resource_metrics in data.resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+        if metric.name == "http.client.request.duration"
+        for point in metric.data.data_points
+        if (point.attributes or {}).get("server.port") == port
+    ]
+
+
+def test_the_duration_histogram_is_exported_alike_through_a_registry_or_the_sdk() -> None:
+    """A provider that exports the registries gets the cheap registry histogram, any other
+    the SDK's instrument; a collector sees the same metric from either."""
+    kept = _KeptMetrics()
+    exporting = MeterProvider(
+        metric_readers=[
+            RegistryMetricReader(kept, Resource.create(), export_interval_millis=math.inf)
+        ]
+    )
+    plain_reader = InMemoryMetricReader()
+    plain = MeterProvider(metric_readers=[plain_reader])
+    port = 47_931  # no other test's
+    url = f"http://127.0.0.1:{port}/orders?id=7"
+    for provider in (exporting, plain):
+        outgoing: OutgoingHttp[str] = OutgoingHttp(
+            _Library(), meter_provider=provider, resilience=False
+        )
+        assert outgoing.send(HttpRequest("GET", url, {}, True), lambda: "sent") == "sent"
+    exporting.force_flush()
+    through_registry = _duration_points(kept.data, port)
+    through_sdk = _duration_points(plain_reader.get_metrics_data(), port)
+    assert len(through_registry) == len(through_sdk) == 1
+    (scope, unit, attributes, point), (sdk_scope, sdk_unit, sdk_attributes, sdk_point) = (
+        through_registry[0],
+        through_sdk[0],
+    )
+    assert (scope, unit, attributes) == (sdk_scope, sdk_unit, sdk_attributes)
+    assert scope == "otel_resilience.instrumentation.http"
+    assert attributes == {
+        "http.request.method": "GET",
+        "server.address": "127.0.0.1",
+        "server.port": port,
+        "url.scheme": "http",
+        "http.response.status_code": 200,
+    }
+    assert point.explicit_bounds == sdk_point.explicit_bounds
+    assert point.count == sdk_point.count == 1
+    # The first request went to the registry (one point there), the second to the SDK.
+    (scope_snapshot,) = [
+        entry
+        for entry in metrics.snapshot()["scopes"]
+        if entry["name"] == "otel_resilience.instrumentation.http"
+    ]
+    (registry_point,) = [
+        point
+        for metric in scope_snapshot["metrics"]
+        for point in metric["points"]
+        if point["attributes"].get("server.port") == port
+    ]
+    assert registry_point["count"] == 1
+    exporting.shutdown()
+    plain.shutdown()
