@@ -44,7 +44,10 @@ the global one, which is the same provider.
 Every configuration gets the same real SDK: a ``TracerProvider`` with a
 ``BatchSpanProcessor`` feeding an exporter that counts and discards the spans (so span
 processing costs what it does in production, minus the network), and a ``MeterProvider``
-with an ``InMemoryMetricReader`` (collected once, at the end). Both are passed to
+whose reader is the ``RegistryMetricReader`` our configurator installs for push exporters
+(collected once, at the end): ours records its duration histogram in a metric registry,
+as under the launcher; upstream's SDK instruments cost what they cost under any reader.
+Both are passed to
 ``instrument()`` as ``tracer_provider=`` / ``meter_provider=`` and are also the global
 providers, which the breakers' own instruments use. The span queue holds 65,536 spans
 instead of 2,048: the processor's worker can miss a wake-up (it clears its event after
