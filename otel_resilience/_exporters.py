@@ -23,11 +23,11 @@ _OTLP_PACKAGES = {
     "grpc": "opentelemetry.exporter.otlp.proto.grpc",
     "http/protobuf": "opentelemetry.exporter.otlp.proto.http",
 }
-_OTLP_MODULES: dict[str, str] = {
+_OTLP_MODULES: dict[Signal, str] = {
     "traces": "trace_exporter:OTLPSpanExporter",
     "metrics": "metric_exporter:OTLPMetricExporter",
 }
-# Upstream's log exporters with our batch encoder (same bytes, a fraction of the time).
+# Upstream's log exporters with our batch encoder (the same message, a fraction of the time).
 _OUR_OTLP_LOG_EXPORTERS = {
     "grpc": "otel_resilience.logs._otlp_grpc_exporter:OTLPLogExporter",
     "http/protobuf": "otel_resilience.logs._otlp_http_exporter:OTLPLogExporter",

@@ -5,9 +5,9 @@ process that the launcher instruments again with the same environment. Upstream'
 auto-configured reader raises in that case and takes tracing and logging down with it;
 here it costs one warning and this process simply serves no metrics on that port.
 
-``/metrics`` answers with two parts: the SDK's instruments (the semantic-convention
-duration histograms and any instrument the program creates through the OpenTelemetry API)
-rendered by the upstream Prometheus reader, and the metric registries
+``/metrics`` answers with two parts: the SDK's instruments (any instrument the program or
+a library creates through the OpenTelemetry API) rendered by the upstream Prometheus
+reader, and the metric registries
 (:mod:`otel_resilience.metrics`, the breakers' instruments, the instrumentations' duration
 histograms) rendered directly from their series, which is what keeps a scrape of thousands
 of series in milliseconds. ``target_info`` (the resource, which dashboards join on) comes
