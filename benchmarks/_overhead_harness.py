@@ -32,6 +32,7 @@ puts ``benchmarks/`` first on ``sys.path``, so they import this module by its pl
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import cProfile
 import dataclasses
@@ -41,7 +42,9 @@ import math
 import os
 import platform
 import pstats
+import shutil
 import statistics
+import subprocess
 import sys
 import types
 from collections import Counter
@@ -798,6 +801,118 @@ def profile(
     stats = pstats.Stats(profiler, stream=sys.stdout)
     stats.strip_dirs().sort_stats("tottime").print_stats(30)
     stats.sort_stats("cumulative").print_stats(40)
+
+
+# --- instruction counts ------------------------------------------------------------------------
+
+INSTRUCTION_COUNTS = (100, 300)
+"""Calls in the two runs whose difference gives the instructions of one call."""
+
+
+def instructions_child(
+    suite: Suite, telemetry: Telemetry, runner: BlockRunner, *, client: str, configuration: str
+) -> None:
+    """One run under callgrind (``--instructions-child``): the warm-up and ``count`` calls of
+    one client in one configuration, then the span export, all counted by callgrind."""
+    count = int(os.environ["INSTRUCTIONS_COUNT"])
+    chosen = suite.configuration(configuration)
+    switchboard = Switchboard(telemetry, suite)
+    switchboard.activate(chosen)
+    try:
+        if not switchboard.available(chosen, client):
+            print(f"skipped: {switchboard.skipped[chosen.name, suite.family[client]]}")
+            return
+        runner(suite.warmup, count)
+        telemetry.flush()
+    finally:
+        switchboard.deactivate()
+
+
+def _collected(stderr: str) -> int | None:
+    """The ``Collected : N`` total that callgrind prints at exit."""
+    for line in stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1].strip())
+    return None
+
+
+def instruction_counts(suite: Suite, child_command: Sequence[str], clients: Sequence[str]) -> None:
+    """Instructions per call, by callgrind, for bare, upstream and ours; the ratio and verdict.
+
+    Each (client, configuration) runs twice under ``valgrind --tool=callgrind``, with
+    :data:`INSTRUCTION_COUNTS` calls; the difference of the two totals over the difference
+    of the counts is one call's instructions, start-up and warm-up cancelling out. Counts
+    are deterministic to a fraction of a percent, where CPU time on a shared machine
+    varies by tens of percent between runs; they leave out what instructions do not show
+    (cache misses, the kernel). Two runs at a time, one per core.
+    """
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (Debian: apt-get install -y valgrind)")
+        return
+    jobs = [
+        (client, configuration, count)
+        for client in clients
+        for configuration in TARGETED
+        for count in INSTRUCTION_COUNTS
+    ]
+
+    def run(job: tuple[str, str, int]) -> int | None:
+        client, configuration, count = job
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            *child_command,
+            "--instructions-child",
+            client,
+            configuration,
+        ]
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "INSTRUCTIONS_COUNT": str(count)},
+            check=False,
+        )
+        if "skipped:" in done.stdout:
+            return None
+        total = _collected(done.stderr)
+        if total is None:
+            raise RuntimeError(f"callgrind run {job} failed: {done.stderr[-2000:]}")
+        return total
+
+    print(
+        f"callgrind: {len(jobs)} runs of {' and '.join(map(str, INSTRUCTION_COUNTS))} "
+        f"{suite.units}, two at a time",
+        flush=True,
+    )
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        totals = dict(zip(jobs, pool.map(run, jobs), strict=True))
+    few, many = INSTRUCTION_COUNTS
+    print(
+        f"\nInstructions per {suite.unit} (callgrind); overhead = configuration minus bare; "
+        f"target: ours' overhead <= {TARGET_RATIO:g} x upstream's"
+    )
+    print(
+        f"{'client':<14}{'bare':>12}{'upstream +':>14}{'ours +':>12}{'ours/upstream':>15}  result"
+    )
+    for client in clients:
+        per_call: dict[str, float | None] = {}
+        for configuration in TARGETED:
+            low, high = totals[client, configuration, few], totals[client, configuration, many]
+            per_call[configuration] = (
+                None if low is None or high is None else (high - low) / (many - few)
+            )
+        bare, upstream, ours = (per_call[name] for name in TARGETED)
+        if bare is None or upstream is None or ours is None:
+            print(f"{client:<14}  skipped (a configuration is not available)")
+            continue
+        ratio = (ours - bare) / (upstream - bare)
+        print(
+            f"{client:<14}{bare:>12,.0f}{upstream - bare:>14,.0f}{ours - bare:>12,.0f}"
+            f"{ratio:>14.2f}x  {'PASS' if ratio <= TARGET_RATIO else 'FAIL'}"
+        )
 
 
 def argument_parser(description: str | None) -> argparse.ArgumentParser:

@@ -120,6 +120,8 @@ from _overhead_harness import (
     argument_parser,
     armed_retries,
     floor_instruments,
+    instruction_counts,
+    instructions_child,
     machine,
     make_telemetry,
     mode,
@@ -476,6 +478,24 @@ def run_profile(arguments: argparse.Namespace) -> None:
         loop.close()
 
 
+def run_instructions(arguments: argparse.Namespace) -> None:
+    """``--instructions``: callgrind's instructions per request, bare / upstream / ours."""
+    with running_server("process") as url:
+        os.environ["INSTRUCTIONS_URL"] = url
+        instruction_counts(SUITE, [os.path.abspath(__file__)], arguments.instructions)
+
+
+def run_instructions_child(arguments: argparse.Namespace) -> None:
+    client, configuration = arguments.instructions_child
+    telemetry = make_telemetry()
+    loop = asyncio.new_event_loop()
+    try:
+        runner = make_runners(loop, os.environ["INSTRUCTIONS_URL"])[client]
+        instructions_child(SUITE, telemetry, runner, client=client, configuration=configuration)
+    finally:
+        loop.close()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argument_parser(__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -485,10 +505,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="where the local HTTP server runs (default: a subprocess; see the docstring)",
     )
     add_profile_arguments(parser, SUITE, default=5000)
+    parser.add_argument(
+        "--instructions",
+        nargs="*",
+        choices=CLIENTS,
+        help="count instructions per request with callgrind instead (all clients by default; "
+        "about 7 minutes for the three)",
+    )
+    parser.add_argument("--instructions-child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.serve:
         serve()
+    elif arguments.instructions_child:
+        run_instructions_child(arguments)
+    elif arguments.instructions is not None:
+        arguments.instructions = arguments.instructions or list(CLIENTS)
+        run_instructions(arguments)
     elif arguments.profile:
         run_profile(arguments)
     else:
