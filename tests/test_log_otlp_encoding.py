@@ -160,6 +160,37 @@ def test_an_attribute_upstream_cannot_encode_is_left_out_as_upstream_leaves_it_o
     assert "Failed to encode key too.big" in caplog.text
 
 
+def test_equal_resources_and_scopes_in_distinct_objects_are_grouped_as_upstream_does() -> None:
+    first, first_kept = _provider(Resource({"service.name": "shop"}))
+    second, second_kept = _provider(Resource({"service.name": "shop"}))
+    first.get_logger("orders", "1.0").emit(body="one")
+    second.get_logger("orders", "1.0").emit(body="two")
+    second.get_logger("payments").emit(body="three")
+    batch = [*first_kept.records, *second_kept.records]
+    assert batch[0].resource is not batch[1].resource
+
+    ours = ExportLogsServiceRequest.FromString(encode_log_records(batch))
+    assert ours == encode_logs(batch)
+    (resource_logs,) = ours.resource_logs
+    assert [
+        [record.body.string_value for record in scope_logs.log_records]
+        for scope_logs in resource_logs.scope_logs
+    ] == [["one", "two"], ["three"]]
+
+
+def test_an_attribute_with_a_key_that_is_not_text_is_left_out_not_the_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    provider, kept = _provider(Resource({"service.name": "shop"}))
+    provider.get_logger("raw").emit(body="b", attributes={"fine": 1})
+    (record,) = kept.records
+    record.log_record.attributes = {"fine": 1, 7: 2, 8: "text"}  # type: ignore[dict-item]
+    ours = ExportLogsServiceRequest.FromString(encode_log_records(kept.records))
+    (encoded,) = ours.resource_logs[0].scope_logs[0].log_records
+    assert [attribute.key for attribute in encoded.attributes] == ["fine"]
+    assert "Failed to encode key 7" in caplog.text
+
+
 def test_lone_surrogates_are_replaced_instead_of_failing_the_batch() -> None:
     provider, kept = _provider(Resource({"service.name": "shop"}))
     provider.get_logger("raw").emit(body="file \udcff name", attributes={"path": "\ud800"})

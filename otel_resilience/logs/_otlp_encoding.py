@@ -9,7 +9,9 @@ written once: the resource and each scope once per batch, the trace-context fiel
 span, and string attributes (bound context such as ``request_id``) once per key and value.
 
 What it writes decodes to the message ``encode_logs`` builds for the same batch (records
-grouped by resource, then by instrumentation scope, in the order first seen). Values of the
+grouped by resource, then by instrumentation scope, in the order first seen; when equal
+resources or scopes are held in distinct objects, only the order of records within their
+group can differ). Values of the
 common types (``str``, ``bool``, ``int`` within 64 bits, ``float``, ``None``) are written
 here; any other value (bytes, sequences, mappings, subclasses such as enums) goes through
 upstream's own ``_encode_value``, so it is encoded, or refused, exactly as upstream does:
@@ -68,6 +70,8 @@ _FIELD_1: Final = b"\x0a"  # ExportLogsServiceRequest.resource_logs, ResourceLog
 # ScopeLogs.scope, Resource.attributes, InstrumentationScope.name
 _FIELD_2: Final = b"\x12"  # ResourceLogs.scope_logs, ScopeLogs.log_records, scope version
 _FIELD_3: Final = b"\x1a"  # ResourceLogs/ScopeLogs.schema_url, InstrumentationScope.attributes
+
+_Scope = InstrumentationScope | None
 
 _LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _CACHE_LIMIT: Final = 4096
@@ -175,7 +179,7 @@ class _RecordEncoder:
                         strings.clear()
                     strings[pair] = field
                 out.append(field)
-            elif kind is int and _INT64_MIN <= value <= _INT64_MAX:
+            elif kind is int and _INT64_MIN <= value <= _INT64_MAX and type(key) is str:
                 key_field = keys.get(key)
                 if key_field is None:
                     key_field = self._key_field(key)
@@ -279,22 +283,35 @@ def _encoder() -> _RecordEncoder:
 def encode_log_records(batch: Sequence[ReadableLogRecord]) -> bytes:
     """The serialised ``ExportLogsServiceRequest`` of ``batch`` (see the module documentation)."""
     encode: Callable[[ReadableLogRecord], bytes] = _encoder().record
-    # id() keys: a Resource hashes by serialising its attributes, on every lookup.
-    groups: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[bytes]]]]]
-    groups = {}
+    # Grouped by identity first: a Resource hashes by serialising its attributes, which
+    # per record would cost more than the encoding. Equal objects are merged afterwards,
+    # as upstream groups them, by equality (a provider's records share one resource).
+    by_identity: dict[int, tuple[Resource, dict[int, tuple[_Scope, list[bytes]]]]] = {}
     for readable in batch:
         resource = readable.resource
-        group = groups.get(id(resource))
+        group = by_identity.get(id(resource))
         if group is None:
-            group = groups[id(resource)] = (resource, {})
+            group = by_identity[id(resource)] = (resource, {})
         scope = readable.instrumentation_scope or None
         scopes = group[1]
         scoped = scopes.get(id(scope))
         if scoped is None:
             scoped = scopes[id(scope)] = (scope, [])
         scoped[1].append(encode(readable))
+    groups: list[tuple[Resource, list[tuple[_Scope, list[bytes]]]]] = []
+    for resource, scopes in by_identity.values():
+        merged = next((group for group in groups if group[0] == resource), None)
+        if merged is None:
+            merged = (resource, [])
+            groups.append(merged)
+        for scope, records in scopes.values():
+            same = next((entry for entry in merged[1] if entry[0] == scope), None)
+            if same is None:
+                merged[1].append((scope, records))
+            else:
+                same[1].extend(records)
     out = []
-    for resource, scopes in groups.values():
+    for resource, scope_groups in groups:
         scope_logs = [
             _delimited(
                 _FIELD_2,
@@ -302,7 +319,7 @@ def encode_log_records(batch: Sequence[ReadableLogRecord]) -> bytes:
                 + b"".join(records)
                 + _schema_url(scope.schema_url if scope is not None else None),
             )
-            for scope, records in scopes.values()
+            for scope, records in scope_groups
         ]
         out.append(
             _delimited(
