@@ -1338,7 +1338,7 @@ def print_checks(bench: Bench, latency: dict[str, list[Latency]]) -> None:
         parse = ExportLogsServiceRequest.FromString
         same = parse(encode_log_records(ENCODED_SAMPLE)) == parse(upstream_encoding(ENCODED_SAMPLE))
         state = "ok" if same else "MISMATCH"
-        print(f"  ours' OTLP bytes equal upstream's for a batch of the run: {state}")
+        print(f"  ours' OTLP message equals upstream's for a batch of the run: {state}")
     ours_line = json.loads(bench.samples.get(OURS_NONBLOCKING.name, "{}"))
     missing = [name for name in CORRELATION_FIELDS if name not in ours_line]
     state = f"MISSING {', '.join(missing)}" if missing else "ok"
