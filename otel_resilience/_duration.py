@@ -21,7 +21,6 @@ the registries. The choice is made when an instrumentation is set up, which unde
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -29,7 +28,7 @@ from opentelemetry import metrics
 
 from otel_resilience._version import __version__
 from otel_resilience._views import SECONDS_BUCKETS
-from otel_resilience.metrics._registry import MetricRegistry
+from otel_resilience.metrics._registry import scoped_registry
 
 __all__ = ["DurationHistogram", "duration_histogram"]
 
@@ -40,19 +39,6 @@ class DurationHistogram(Protocol):
     def record(self, amount: float, attributes: Mapping[str, Any] | None = None, /) -> None:
         """Count one duration, in seconds, in the series of ``attributes``."""
         ...
-
-
-_registries: dict[str, MetricRegistry] = {}
-"""Registries by scope, held here for the process (the registry list keeps only weak ones)."""
-_registries_lock = threading.Lock()
-
-
-def _scope_registry(scope: str) -> MetricRegistry:
-    with _registries_lock:
-        registry = _registries.get(scope)
-        if registry is None:
-            registry = _registries[scope] = MetricRegistry(scope, version=__version__)
-        return registry
 
 
 def _exports_registries(meter_provider: metrics.MeterProvider | None) -> bool:
@@ -95,7 +81,7 @@ def duration_histogram(
     the instrument, as the SDK would otherwise warn about two same-named ones.
     """
     if _exports_registries(meter_provider):
-        return _scope_registry(scope).histogram(
+        return scoped_registry(scope).histogram(
             name, unit="s", description=description, buckets=SECONDS_BUCKETS
         )
     return _sdk_histogram(scope, name, description, meter_provider)

@@ -123,17 +123,20 @@ def _key_value(key: str, value: object) -> bytes:
     return _delimited(_KEY, _utf8(key)) + _delimited(_VALUE, _any_value(value))
 
 
+def _attribute(tag: bytes, key: str, value: object) -> bytes:
+    """One ``KeyValue`` field; empty, with the error logged, where upstream leaves it out."""
+    try:
+        return _delimited(tag, _key_value(key, value))
+    except Exception as error:
+        _logger.exception("Failed to encode key %s: %s", key, error)
+        return b""
+
+
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     """Every attribute as a ``KeyValue`` field; one upstream cannot encode is left out."""
     if not attributes:
         return b""
-    out = []
-    for key, value in attributes.items():
-        try:
-            out.append(_delimited(tag, _key_value(key, value)))
-        except Exception as error:
-            _logger.exception("Failed to encode key %s: %s", key, error)
-    return b"".join(out)
+    return b"".join(_attribute(tag, key, value) for key, value in attributes.items())
 
 
 class _RecordEncoder:
@@ -174,7 +177,7 @@ class _RecordEncoder:
                 pair = (key, value)
                 field = strings.get(pair)
                 if field is None:
-                    field = self._encoded(key, value)
+                    field = _attribute(_ATTRIBUTE, key, value)
                     if len(strings) >= _CACHE_LIMIT:
                         strings.clear()
                     strings[pair] = field
@@ -190,7 +193,7 @@ class _RecordEncoder:
                     )
                 )
             else:
-                field = self._encoded(key, value)
+                field = _attribute(_ATTRIBUTE, key, value)
                 if field:
                     out.append(field)
         return b"".join(out)
@@ -201,15 +204,6 @@ class _RecordEncoder:
             self._keys.clear()
         self._keys[key] = field
         return field
-
-    @staticmethod
-    def _encoded(key: str, value: object) -> bytes:
-        """One attribute field; empty, with the error logged, if upstream would refuse it."""
-        try:
-            return _delimited(_ATTRIBUTE, _key_value(key, value))
-        except Exception as error:
-            _logger.exception("Failed to encode key %s: %s", key, error)
-            return b""
 
     def span_fields(self, trace_id: int, span_id: int, flags: int) -> bytes:
         cached_trace, cached_span, cached_flags, fields = self._span

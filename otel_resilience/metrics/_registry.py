@@ -28,7 +28,14 @@ from otel_resilience.metrics._instruments import (
     _ObservableInstrument,
 )
 
-__all__ = ["AnyInstrument", "MetricRegistry", "all_registries", "default_registry"]
+__all__ = [
+    "AnyInstrument",
+    "MetricRegistry",
+    "all_registries",
+    "default_registry",
+    "resilience_registry",
+    "scoped_registry",
+]
 
 AnyInstrument = Instrument[Any] | _ObservableInstrument
 _I = TypeVar("_I", bound=Instrument[Any] | _ObservableInstrument)
@@ -226,17 +233,26 @@ def default_registry() -> MetricRegistry:
     return _default
 
 
-_resilience: MetricRegistry | None = None
+_scoped: dict[str, MetricRegistry] = {}
+"""Our components' registries by scope, held for the process (``_registries`` is weak)."""
+_scoped_lock = threading.Lock()
+
+
+def scoped_registry(scope: str) -> MetricRegistry:
+    """The registry of one of our components, under ``scope`` and our version; one per
+    scope for the process, created on first use."""
+    with _scoped_lock:
+        registry = _scoped.get(scope)
+        if registry is None:
+            from otel_resilience._version import __version__
+
+            registry = _scoped[scope] = MetricRegistry(scope, version=__version__)
+        return registry
 
 
 def resilience_registry() -> MetricRegistry:
     """The registry of our own instruments (breakers), under the ``otel_resilience`` scope."""
-    global _resilience  # noqa: PLW0603 - one per process, created on first use
-    if _resilience is None:
-        from otel_resilience._version import __version__
-
-        _resilience = MetricRegistry("otel_resilience", version=__version__)
-    return _resilience
+    return scoped_registry("otel_resilience")
 
 
 def all_registries() -> list[MetricRegistry]:
