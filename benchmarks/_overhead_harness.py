@@ -486,22 +486,29 @@ class Bench:
         return per_call["wall"]
 
     def run_round(self, index: int, counts: Mapping[str, int], *, record: bool) -> dict[str, float]:
-        """One block per configuration and client; the slowest µs per call per client."""
+        """One block per configuration and client; the slowest µs per call per client.
+
+        Client by client, each client's configurations back to back: the blocks whose
+        difference is the overhead run within a second of each other. On a shared machine
+        the cost of the same work shifts by a quarter for seconds at a time (seen: a bare
+        requests block at 380 µs, then 560 µs a second later), and a round that measured
+        all clients under one configuration before the next put seconds between them.
+        """
         slowest = dict.fromkeys(self.clients, 0.0)
-        for configuration in rotated(self.suite.configurations, index):
-            self.switchboard.activate(configuration)
-            try:
-                for client in rotated(self.clients, index):
-                    if not self.switchboard.available(configuration, client):
-                        continue
+        for client in rotated(self.clients, index):
+            for configuration in rotated(self.suite.configurations, index):
+                if not self.switchboard.available(configuration, client):
+                    continue
+                self.switchboard.activate(configuration)
+                try:
                     per_call = self.block(configuration.name, client, counts[client])
-                    if per_call is None:
-                        continue
-                    slowest[client] = max(slowest[client], per_call["wall"])
-                    if record:
-                        self.results.add(configuration.name, client, per_call)
-            finally:
-                self.switchboard.deactivate()
+                finally:
+                    self.switchboard.deactivate()
+                if per_call is None:
+                    continue
+                slowest[client] = max(slowest[client], per_call["wall"])
+                if record:
+                    self.results.add(configuration.name, client, per_call)
         return slowest
 
     def run(self, settings: Settings) -> Results:

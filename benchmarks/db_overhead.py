@@ -70,9 +70,10 @@ warm-up round so that the slowest configuration's block takes about 0.3 s (0.08 
 ``--quick``): a bare sqlite3 ``SELECT 1`` costs well under a microsecond and an
 instrumented one tens, so calibrating on the bare client as the HTTP benchmark does would
 make the instrumented blocks last minutes. Blocks run in rounds: every configuration and
-client once per round, in an order that rotates from round to round, so that machine noise
-is spread over all of them. The figures are medians over rounds: µs per operation, and the
-overhead of each configuration over ``bare`` measured in the same round. The judged clock
+client once per round, client by client (the blocks compared close in time), in an order
+that rotates from round to round, so that machine noise is spread over all of them. The
+figures are medians over rounds: µs per operation, and the overhead of each configuration
+over ``bare`` measured in the same round. The judged clock
 is this process's CPU time (``time.process_time()``: the client's own work, the span
 processor's thread and the GC, not the PostgreSQL server's, which runs in its own process
 on the other core); the wall clock is shown beside it. The cyclic GC stays enabled (as in

@@ -37,15 +37,18 @@ them, and the originals (``Session.send``, ``HTTPTransport.handle_request``,
 ``instrument()`` that hooked nothing (a dependency conflict) is reported. The upstream and
 our instrumentors are never active at the same time.
 
-A block is one fresh session or client (created after instrumenting, so either hooking
-style is covered), 20 warm-up requests (which open the keep-alive connection), then ``n``
-timed requests; ``n`` is calibrated per client on the bare client so that a block takes
-about 0.3 s (0.08 s with ``--quick``). Blocks run in rounds: every configuration and client
-once per round, in an order that rotates from round to round, so that machine noise is
-spread over all of them. The figures are medians over rounds: µs per request, and the
-overhead of each configuration over ``bare`` measured in the same round. The cyclic GC
-stays enabled (as in production); the span queue is flushed between blocks, outside the
-timing. Spans exported and histogram points are checked against the requests sent.
+A block is one fresh session or client (created after instrumenting, so either hooking style
+is covered), 20 warm-up requests (which open the keep-alive connection), then ``n`` timed
+requests; ``n`` is calibrated per client on the bare client so that a block takes about 0.1
+s (0.08 s with ``--quick``). Blocks run in rounds: every configuration and client once per
+round, client by client so that the blocks compared are close in time, in an order that
+rotates from round to round, so that machine noise is spread over all of them; many short
+rounds (41) rather than a few long ones, since on a shared machine the cost of the same
+requests drifts by a quarter over seconds. The figures are medians over rounds: µs per
+request, and the overhead of each configuration over ``bare`` measured in the same round.
+The cyclic GC stays enabled (as in production); the span queue is flushed between blocks,
+outside the timing. Spans exported and histogram points are checked against the requests
+sent.
 
 Target (the HTTP instrumentations issue): for each client, ours' overhead <= 0.5 x the
 upstream instrumentor's overhead, in the same run, while doing more. PASS/FAIL is printed
@@ -142,7 +145,7 @@ WARMUP_REQUESTS = 20
 DURATION_HISTOGRAMS = ("http.client.request.duration", "http.client.duration")
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
 
-FULL = Settings(rounds=15, block_seconds=0.3, calibration=200)
+FULL = Settings(rounds=41, block_seconds=0.1, calibration=200)
 QUICK = Settings(rounds=7, block_seconds=0.08, calibration=100)
 
 
