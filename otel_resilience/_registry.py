@@ -55,6 +55,8 @@ class CircuitBreakerRegistry:
         self._clock = clock
         self._breakers: OrderedDict[str, CircuitBreaker] = OrderedDict()
         self._lock = threading.Lock()
+        self._most_recent: tuple[str, CircuitBreaker] | None = None
+        """The last key :meth:`get` returned a breaker for, and that breaker."""
 
     def override(self, pattern: str, policy: BreakerPolicy) -> None:
         """Endpoints matching ``pattern`` get ``policy`` from now on (existing ones too)."""
@@ -85,16 +87,26 @@ class CircuitBreakerRegistry:
         return self.policy
 
     def get(self, key: str) -> CircuitBreaker:
-        """The breaker for ``key``; created on first use, marked as recently used."""
+        """The breaker for ``key``; created on first use, marked as recently used.
+
+        Asked on every instrumented call, and most calls go to the endpoint the last one
+        went to: that one is already the most recently used, so it is returned without the
+        lock and the reordering (if it has been evicted or replaced since, the lock is
+        taken as for any other key).
+        """
+        recent = self._most_recent
+        if recent is not None and recent[0] == key and self._breakers.get(key) is recent[1]:
+            return recent[1]
         with self._lock:
             breaker = self._breakers.get(key)
             if breaker is not None:
                 self._breakers.move_to_end(key)
-                return breaker
-            breaker = CircuitBreaker(key, self.policy_for(key), clock=self._clock)
-            self._breakers[key] = breaker
-            if len(self._breakers) > self.max_breakers:
-                self._breakers.popitem(last=False)
+            else:
+                breaker = CircuitBreaker(key, self.policy_for(key), clock=self._clock)
+                self._breakers[key] = breaker
+                if len(self._breakers) > self.max_breakers:
+                    self._breakers.popitem(last=False)
+            self._most_recent = (key, breaker)
             return breaker
 
     def breakers(self) -> list[CircuitBreaker]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from otel_resilience import BreakerPolicy, CircuitBreakerRegistry
 
 
@@ -62,3 +64,38 @@ def test_exclusions() -> None:
     assert not registry.is_excluded("https://api.example.com:443")
     registry.exclude("https://api.example.com:443")
     assert registry.is_excluded("https://api.example.com:443")
+
+
+def test_a_key_asked_again_keeps_its_breaker_until_replaced_or_evicted() -> None:
+    registry = CircuitBreakerRegistry(max_breakers=2)
+    first = registry.get("a")
+    assert registry.get("a") is first  # the most recent key, asked again
+    registry.override("a", BreakerPolicy(consecutive_failures=1))
+    replaced = registry.get("a")
+    assert replaced is not first
+    assert replaced.policy.consecutive_failures == 1
+    registry.get("b")
+    registry.get("c")  # evicts a, the least recently used
+    assert "a" not in registry
+    assert registry.get("a") is not replaced
+
+
+def test_concurrent_callers_get_each_key_one_breaker_within_the_cap() -> None:
+    registry = CircuitBreakerRegistry(max_breakers=3)
+    keys = [f"http://host-{n}:80" for n in range(5)]
+    wrong: list[str] = []
+
+    def call(offset: int) -> None:
+        for n in range(2_000):
+            key = keys[(n // 7 + offset) % len(keys)]
+            if registry.get(key).name != key:
+                wrong.append(key)
+
+    threads = [threading.Thread(target=call, args=(offset,)) for offset in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+    assert len(registry) == 3
+    assert len({breaker.name for breaker in registry.breakers()}) == 3
