@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,6 +186,101 @@ def test_lean_records_apply_the_documented_logging_optimisations_and_restore_the
     assert (line["message"], line["request_id"], line["order_id"]) == ("lean", "r-1", 7)
     setup.close()
     assert (logging._srcfile, logging.logThreads, logging.logProcesses) == saved
+
+
+def _record_fields(record: logging.LogRecord) -> dict[str, object]:
+    """A record's attributes in order, without the three that the clock sets."""
+    timed = {"created", "msecs", "relativeCreated"}
+    return {key: value for key, value in record.__dict__.items() if key not in timed}
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The formatted message, or the error formatting it raises (the same for both)."""
+    try:
+        return record.getMessage()
+    except TypeError as error:
+        return f"TypeError: {error}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), (7,), ("text",), ({"order": 7},), ({},), (1, 2), (None,), ([1],)],
+    ids=["none", "int", "str", "mapping", "empty-mapping", "two", "None", "list"],
+)
+@pytest.mark.parametrize("pathname", ["(unknown file)", "/srv/app/orders.py", "orders"])
+@pytest.mark.parametrize("level", [logging.INFO, logs.TRACE, 42])
+def test_lean_records_are_the_standard_records_attribute_for_attribute(
+    args: tuple[object, ...], pathname: str, level: int
+) -> None:
+    setup = logs.configure(
+        format="json", stream=io.StringIO(), non_blocking=False, lean_records=True
+    )
+    factory = logging.getLogRecordFactory()
+    assert factory is not logging.LogRecord  # the lean factory is in place
+    made = factory("shop", level, pathname, 12, "order %s", args, None, "place", None)
+    standard = logging.LogRecord("shop", level, pathname, 12, "order %s", args, None, "place", None)
+    assert isinstance(made, logging.LogRecord)
+    assert list(made.__dict__) == list(standard.__dict__)
+    assert _record_fields(made) == _record_fields(standard)
+    assert _message(made) == _message(standard)
+    assert abs(made.created - standard.created) < 1.0
+    assert 0 <= made.msecs < 1000
+    setup.close()
+    assert logging.getLogRecordFactory() is logging.LogRecord
+
+
+def test_lean_records_follow_the_settings_a_program_switches_back_on() -> None:
+    stream = io.StringIO()
+    logs.configure(format="human", stream=stream, non_blocking=False, lean_records=True)
+    seen: list[logging.LogRecord] = []
+
+    class Keeping(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    logging.getLogger().addHandler(Keeping())
+    log = logs.get_logger("shop")
+    log.warning("lean")
+    logging.logThreads = True  # the program wants thread names after all
+    log.warning("with threads")
+    assert seen[0].threadName is None
+    assert seen[1].threadName == threading.current_thread().name
+    assert seen[1].thread == threading.get_ident()
+
+
+def test_lean_records_leave_a_programs_own_record_factory_in_place() -> None:
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = logging.LogRecord(*args, **kwargs)  # type: ignore[arg-type]
+        record.tenant = "acme"
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        stream = io.StringIO()
+        setup = logs.configure(format="json", stream=stream, non_blocking=False, lean_records=True)
+        assert logging.getLogRecordFactory() is factory
+        logs.get_logger("shop").warning("own factory", extra={"order_id": 7})
+        (line,) = lines(stream)
+        assert (line["message"], line["tenant"], line["order_id"]) == ("own factory", "acme", 7)
+        setup.close()
+        assert logging.getLogRecordFactory() is factory
+    finally:
+        logging.setLogRecordFactory(logging.LogRecord)
+
+
+def test_lean_and_standard_records_give_the_same_json_lines() -> None:
+    def line_of(lean: bool) -> dict[str, object]:
+        stream = io.StringIO()
+        setup = logs.configure(format="json", stream=stream, non_blocking=False, lean_records=lean)
+        tracer = TracerProvider().get_tracer("test")
+        with tracer.start_as_current_span("checkout"), logs.bind(request_id="r-1"):
+            logs.get_logger("shop").warning("order %s", 7, extra={"order_id": 7, "note": "x"})
+        setup.close()
+        (line,) = lines(stream)
+        del line["timestamp"], line["trace_id"], line["span_id"]
+        return line
+
+    assert line_of(lean=True) == line_of(lean=False)
 
 
 def test_the_blocking_handler_honours_filters_and_never_raises(

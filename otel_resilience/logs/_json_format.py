@@ -100,6 +100,7 @@ from otel_resilience.logs._context import (
     holds_only_constants,
     span_ids_of,
 )
+from otel_resilience.logs._lean_record import PLAIN_RECORD_TYPES
 from otel_resilience.logs._levels import TRACE, level_name
 from otel_resilience.logs._redaction import DEFAULT_REDACTOR, TRUNCATED, Redactor
 
@@ -206,7 +207,7 @@ def record_extras(record: logging.LogRecord) -> dict[str, object]:
     # counting them is enough.
     if len(attributes) <= _INITIAL_RECORD_ATTRIBUTE_COUNT:
         return {}
-    if type(record) is logging.LogRecord:
+    if type(record) in PLAIN_RECORD_TYPES:
         # ``makeRecord`` adds the extras after ``__init__`` (and a record factory's own
         # attributes) so, a dict keeping insertion order, they are among the attributes past
         # the initial ones: only those few are looked at, not all twenty-odd.
@@ -433,7 +434,6 @@ _THREE_DIGITS: Final = tuple(b"%03d" % number for number in range(1000))
 """``b"000"`` to ``b"999"``: microseconds as two look-ups, cheaper than ``%06d``."""
 _HEADS_LIMIT: Final = 1024
 _CLEAN_NAMES_LIMIT: Final = 4096
-_LOG_RECORD: Final = logging.LogRecord
 _SCALAR_TYPES: Final = frozenset({str, int, float, bool, type(None), bytes})
 _NO_CONTEXT: Final[Mapping[str, object]] = MappingProxyType({})
 _UNNAMED_TRACE: Final = f"Level {TRACE}"  # what logging names 5 before anyone does
@@ -579,7 +579,7 @@ class JsonFormatter(logging.Formatter):
                 added = len(attributes) - _INITIAL_RECORD_ATTRIBUTE_COUNT
                 if added <= 0:  # no extras at all
                     extra = b""
-                elif added == 1 and type(record) is _LOG_RECORD:
+                elif added == 1 and type(record) in PLAIN_RECORD_TYPES:
                     # One attribute added after ``__init__``, the most common case by far:
                     # the last one, read without a pass over the others.
                     name = next(reversed(attributes))
