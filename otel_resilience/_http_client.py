@@ -142,6 +142,10 @@ def _w3c_propagators(textmap: TextMapPropagator) -> tuple[TextMapPropagator, ...
     return None
 
 
+_TRACE_FLAGS_SUFFIX = tuple(f"-{flags:02x}" for flags in range(256))
+"""``traceparent``'s last field, with its dash, for each value of the flags byte."""
+
+
 def _inject(span: trace.Span, sending: context.Context, headers: MutableMapping[str, str]) -> None:
     """``propagate.inject(headers, context=sending)``, where ``sending`` holds ``span``.
 
@@ -164,10 +168,17 @@ def _inject(span: trace.Span, sending: context.Context, headers: MutableMapping[
             span_context = span.get_span_context()
             if span_context == INVALID_SPAN_CONTEXT:
                 continue
-            headers["traceparent"] = (
-                f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
-                f"-{span_context.trace_flags:02x}"
-            )
+            try:  # the hex of the ids' bytes: about a third of the formatting's cost
+                headers["traceparent"] = (
+                    f"00-{span_context.trace_id.to_bytes(16, 'big').hex()}"
+                    f"-{span_context.span_id.to_bytes(8, 'big').hex()}"
+                    f"{_TRACE_FLAGS_SUFFIX[span_context.trace_flags]}"
+                )
+            except (OverflowError, IndexError):  # ids or flags out of range: as upstream
+                headers["traceparent"] = (
+                    f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
+                    f"-{span_context.trace_flags:02x}"
+                )
             if span_context.trace_state:
                 headers["tracestate"] = span_context.trace_state.to_header()
         elif sending.get(_BAGGAGE_KEY):  # the propagator writes nothing without baggage

@@ -133,6 +133,16 @@ def _sending(span: trace.Span, with_baggage: bool) -> Context:
     return Context({**current, _SPAN_KEY: span})
 
 
+@pytest.mark.parametrize(
+    "ids",
+    [
+        (0x0AF7651916CD43DD8448EB211C80319C, 0x00F067AA0BA902B7, 1),
+        (0x1, 0x2, 0),  # leading zeros, flags off
+        (2**128 - 1, 2**64 - 1, 0xFF),
+        (2**128 + 5, 2**64 + 7, 1),  # out of range (a custom id generator): written as upstream
+    ],
+    ids=["sampled", "small", "largest", "out-of-range"],
+)
 @pytest.mark.parametrize("with_baggage", [False, True])
 @pytest.mark.parametrize("trace_state", [TraceState(), TraceState([("vendor", "x1")])])
 @pytest.mark.parametrize(
@@ -146,18 +156,14 @@ def _sending(span: trace.Span, with_baggage: bool) -> Context:
     ids=["tracecontext,baggage", "baggage,tracecontext", "tracecontext", "with-another"],
 )
 def test_injection_writes_what_the_global_propagator_writes(
-    propagators: tuple[TextMapPropagator, ...], trace_state: TraceState, with_baggage: bool
+    propagators: tuple[TextMapPropagator, ...],
+    trace_state: TraceState,
+    with_baggage: bool,
+    ids: tuple[int, int, int],
 ) -> None:
     """The W3C shortcut of _inject: the same headers, in the same order, as propagate.inject."""
-    span = NonRecordingSpan(
-        SpanContext(
-            0x0AF7651916CD43DD8448EB211C80319C,
-            0x00F067AA0BA902B7,
-            False,
-            TraceFlags(1),
-            trace_state,
-        )
-    )
+    trace_id, span_id, flags = ids
+    span = NonRecordingSpan(SpanContext(trace_id, span_id, False, TraceFlags(flags), trace_state))
     sending = _sending(span, with_baggage)
     previous = propagate.get_global_textmap()
     propagate.set_global_textmap(CompositePropagator(list(propagators)))
