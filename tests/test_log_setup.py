@@ -202,6 +202,45 @@ def _message(record: logging.LogRecord) -> str:
         return f"TypeError: {error}"
 
 
+LEAN_APP = """
+import json
+import logging
+import sys
+from opentelemetry import trace
+
+own = logging.StreamHandler(sys.stdout)
+own.setFormatter(logging.Formatter("%(levelname)s %(funcName)s:%(lineno)d %(message)s"))
+logging.getLogger("app").addHandler(own)
+
+def place():
+    with trace.get_tracer("app").start_as_current_span("place-order"):
+        logging.getLogger("app.orders").warning("order %s placed", 42, extra={"order_id": 42})
+
+place()
+print("factory", logging.getLogRecordFactory().__name__, flush=True)
+"""
+
+
+def test_under_the_launcher_lean_records_take_effect_and_lines_match_the_spans(
+    otlp_receiver: OtlpReceiver,
+) -> None:
+    run = run_instrumented(
+        LEAN_APP,
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.grpc_endpoint,
+            "OTEL_RESILIENCE_LOG_FORMAT": "json",
+            "OTEL_RESILIENCE_LOG_LEAN_RECORDS": "true",
+        },
+    ).check()
+    (order,) = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    (span,) = otlp_receiver.wait_for_spans()
+    assert (order["trace_id"], order["span_id"]) == (span.trace_id, span.span_id)
+    assert (order["message"], order["order_id"]) == ("order 42 placed", 42)
+    # The program's own format gets the documented placeholders, and the lean factory is in.
+    assert "WARNING (unknown function):0 order 42 placed" in run.stdout
+    assert "factory LeanLogRecord" in run.stdout
+
+
 @pytest.mark.parametrize(
     "args",
     [(), (7,), ("text",), ({"order": 7},), ({},), (1, 2), (None,), ([1],)],
