@@ -287,6 +287,47 @@ def test_every_record_from_four_threads_is_written(tmp_path: Path, attach: Attac
         assert numbers == list(range(2500))
 
 
+@pytest.mark.timeout(60)
+def test_flushes_amid_heavy_logging_each_return_with_what_came_before_written(
+    tmp_path: Path, attach: Attach
+) -> None:
+    """Flush markers travel in the queue among records: each is found in whatever batch the
+    writer takes it in, and no record is lost around it."""
+    path = tmp_path / "out.log"
+    handler = NonBlockingHandler(FileSink(path), formatter=MESSAGE_ONLY, max_queue=200_000)
+    log = attach(handler)
+    written_at_flush: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def produce(thread: int) -> None:
+        for number in range(20_000):
+            log.info("thread %d record %d", thread, number)
+
+    def flush_repeatedly() -> None:
+        while not done.is_set():
+            before = handler.written
+            handler.flush(timeout=10)
+            written_at_flush.append((before, handler.written))
+
+    producers = [threading.Thread(target=produce, args=(t,)) for t in range(3)]
+    flusher = threading.Thread(target=flush_repeatedly)
+    flusher.start()
+    for thread in producers:
+        thread.start()
+    for thread in producers:
+        thread.join()
+    done.set()
+    flusher.join()
+    handler.close()
+    lines = read_lines(path)
+    assert len(lines) == 60_000
+    expected = (f"thread {t} record {n}" for t in range(3) for n in range(20_000))
+    assert sorted(lines) == sorted(expected)
+    assert handler.dropped == 0
+    assert len(written_at_flush) > 1
+    assert all(after >= before for before, after in written_at_flush)
+
+
 @pytest.mark.timeout(10)
 def test_overflow_drops_instead_of_blocking(
     attach: Attach, capsys: pytest.CaptureFixture[str]
