@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import concurrent.futures
 
 from otel_resilience import BreakerPolicy, CircuitBreakerRegistry
 
@@ -91,11 +91,8 @@ def test_concurrent_callers_get_each_key_one_breaker_within_the_cap() -> None:
             if registry.get(key).name != key:
                 wrong.append(key)
 
-    threads = [threading.Thread(target=call, args=(offset,)) for offset in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(call, range(8)))  # re-raises what a thread raised
     assert wrong == []
     assert len(registry) == 3
     assert len({breaker.name for breaker in registry.breakers()}) == 3
