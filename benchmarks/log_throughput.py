@@ -32,7 +32,9 @@ What is measured, and the issue's targets
    our ``JsonFormatter.format_bytes`` and a ``FileSink``, written on the caller's thread);
    ``ours-fmt+FileHandler`` (our ``JsonFormatter`` on a plain ``logging.FileHandler``, for
    information); ``ours-nonblocking`` (``logs.configure(outputs=["file"], file=...)``, the
-   default: formatted on the caller, written by the writer thread); ``ours-lean-blocking``
+   default: formatted on the caller, written by the writer thread; like every configuration
+   of ours, its records are made by ``FastLogRecord``, ``configure``'s default, where the
+   floors and the peers get ``logging``'s own ``LogRecord``); ``ours-lean-blocking``
    and ``ours-lean-nonblocking`` (the same with ``lean_records=True``: Python's documented
    ``logging`` optimisations, no caller-frame, thread or process look-ups, for the whole
    program while the set-up is current; restored on close, so the peers' blocks run with the
@@ -96,7 +98,7 @@ What is measured, and the issue's targets
    records back to back (section 1): on a virtual machine whose caches are someone else's
    while it sleeps, every configuration, the NullHandler floor included, was seen to cost
    about twice as much per record paced as back to back (``stdlib-lean-floor`` is Python's
-   documented settings alone, without our ``LeanLogRecord``).
+   documented settings alone, without our ``FastLogRecord``).
 4. OTLP path: our ``OtlpLogHandler`` (``ours-otlp``) against the OTel SDK's
    ``LoggingHandler`` (``otel-sdk``; deprecated in SDK 1.45 and still its only
    ``logging`` handler), each on the root logger of its own ``LoggerProvider`` with the

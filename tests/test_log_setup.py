@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from otlp_receiver import OtlpReceiver
 
 from otel_resilience import logs
+from otel_resilience.logs._fast_record import FastLogRecord
 
 
 @pytest.fixture(autouse=True)
@@ -236,9 +240,9 @@ def test_under_the_launcher_lean_records_take_effect_and_lines_match_the_spans(
     (span,) = otlp_receiver.wait_for_spans()
     assert (order["trace_id"], order["span_id"]) == (span.trace_id, span.span_id)
     assert (order["message"], order["order_id"]) == ("order 42 placed", 42)
-    # The program's own format gets the documented placeholders, and the lean factory is in.
+    # The program's own format gets the documented placeholders; records are fast ones.
     assert "WARNING (unknown function):0 order 42 placed" in run.stdout
-    assert "factory LeanLogRecord" in run.stdout
+    assert "factory FastLogRecord" in run.stdout
 
 
 @pytest.mark.parametrize(
@@ -248,14 +252,15 @@ def test_under_the_launcher_lean_records_take_effect_and_lines_match_the_spans(
 )
 @pytest.mark.parametrize("pathname", ["(unknown file)", "/srv/app/orders.py", "orders"])
 @pytest.mark.parametrize("level", [logging.INFO, logs.TRACE, 42])
-def test_lean_records_are_the_standard_records_attribute_for_attribute(
-    args: tuple[object, ...], pathname: str, level: int
+@pytest.mark.parametrize("lean", [False, True], ids=["standard-settings", "lean-settings"])
+def test_fast_records_are_the_standard_records_attribute_for_attribute(
+    args: tuple[object, ...], pathname: str, level: int, lean: bool
 ) -> None:
     setup = logs.configure(
-        format="json", stream=io.StringIO(), non_blocking=False, lean_records=True
+        format="json", stream=io.StringIO(), non_blocking=False, lean_records=lean
     )
     factory = logging.getLogRecordFactory()
-    assert factory is not logging.LogRecord  # the lean factory is in place
+    assert factory is FastLogRecord
     made = factory("shop", level, pathname, 12, "order %s", args, None, "place", None)
     standard = logging.LogRecord("shop", level, pathname, 12, "order %s", args, None, "place", None)
     assert isinstance(made, logging.LogRecord)
@@ -268,9 +273,45 @@ def test_lean_records_are_the_standard_records_attribute_for_attribute(
     assert logging.getLogRecordFactory() is logging.LogRecord
 
 
-def test_lean_records_follow_the_settings_a_program_switches_back_on() -> None:
-    stream = io.StringIO()
-    logs.configure(format="human", stream=stream, non_blocking=False, lean_records=True)
+def _made_in_a_thread_and_a_task() -> list[tuple[logging.LogRecord, logging.LogRecord]]:
+    """A fast and a standard record made side by side in a named thread and an asyncio task."""
+    pairs: list[tuple[logging.LogRecord, logging.LogRecord]] = []
+
+    def both() -> None:
+        arguments = ("shop", logging.INFO, "/srv/app/orders.py", 3, "m", (), None, "f", None)
+        pairs.append((FastLogRecord(*arguments), logging.LogRecord(*arguments)))
+
+    worker = threading.Thread(target=both, name="orders-worker")
+    worker.start()
+    worker.join()
+
+    async def in_a_task() -> None:
+        both()
+
+    async def main() -> None:
+        await asyncio.create_task(in_a_task(), name="place-order")
+
+    asyncio.run(main())
+    return pairs
+
+
+def test_fast_records_carry_the_thread_process_and_task_names_the_standard_ones_do() -> None:
+    import multiprocessing  # noqa: F401 - processName is looked up only once it is imported
+
+    setup = logs.configure(format="json", stream=io.StringIO(), non_blocking=False)
+    in_thread, in_task = _made_in_a_thread_and_a_task()
+    for fast, standard in (in_thread, in_task):
+        assert _record_fields(fast) == _record_fields(standard)
+    assert in_thread[0].threadName == "orders-worker"
+    assert in_thread[0].process == os.getpid()
+    assert in_thread[0].processName == "MainProcess"
+    if sys.version_info >= (3, 12):
+        assert in_task[0].__dict__["taskName"] == "place-order"
+    setup.close()
+
+
+def test_fast_records_follow_the_settings_as_a_program_changes_them() -> None:
+    setup = logs.configure(format="human", stream=io.StringIO(), non_blocking=False)
     seen: list[logging.LogRecord] = []
 
     class Keeping(logging.Handler):
@@ -279,15 +320,25 @@ def test_lean_records_follow_the_settings_a_program_switches_back_on() -> None:
 
     logging.getLogger().addHandler(Keeping())
     log = logs.get_logger("shop")
-    log.warning("lean")
-    logging.logThreads = True  # the program wants thread names after all
-    log.warning("with threads")
-    assert seen[0].threadName is None
-    assert seen[1].threadName == threading.current_thread().name
-    assert seen[1].thread == threading.get_ident()
+    saved = logging.logThreads
+    try:
+        log.warning("with threads")
+        logging.logThreads = False  # the program turns thread names off
+        log.warning("without")
+    finally:
+        logging.logThreads = saved
+    assert [type(record) for record in seen] == [FastLogRecord, FastLogRecord]
+    assert seen[0].threadName == threading.current_thread().name
+    assert seen[0].thread == threading.get_ident()
+    assert (seen[1].threadName, seen[1].thread) == (None, None)
+    setup.close()
 
 
-def test_lean_records_leave_a_programs_own_record_factory_in_place() -> None:
+def test_fast_records_can_be_turned_off_and_leave_a_programs_own_factory_in_place() -> None:
+    setup = logs.configure(format="json", stream=io.StringIO(), fast_records=False)
+    assert logging.getLogRecordFactory() is logging.LogRecord
+    setup.close()
+
     def factory(*args: object, **kwargs: object) -> logging.LogRecord:
         record = logging.LogRecord(*args, **kwargs)  # type: ignore[arg-type]
         record.tenant = "acme"
@@ -307,10 +358,13 @@ def test_lean_records_leave_a_programs_own_record_factory_in_place() -> None:
         logging.setLogRecordFactory(logging.LogRecord)
 
 
-def test_lean_and_standard_records_give_the_same_json_lines() -> None:
-    def line_of(lean: bool) -> dict[str, object]:
+@pytest.mark.parametrize("lean", [False, True], ids=["standard-settings", "lean-settings"])
+def test_fast_and_standard_records_give_the_same_json_lines(lean: bool) -> None:
+    def line_of(fast: bool) -> dict[str, object]:
         stream = io.StringIO()
-        setup = logs.configure(format="json", stream=stream, non_blocking=False, lean_records=lean)
+        setup = logs.configure(
+            format="json", stream=stream, non_blocking=False, lean_records=lean, fast_records=fast
+        )
         tracer = TracerProvider().get_tracer("test")
         with tracer.start_as_current_span("checkout"), logs.bind(request_id="r-1"):
             logs.get_logger("shop").warning("order %s", 7, extra={"order_id": 7, "note": "x"})
@@ -319,7 +373,7 @@ def test_lean_and_standard_records_give_the_same_json_lines() -> None:
         del line["timestamp"], line["trace_id"], line["span_id"]
         return line
 
-    assert line_of(lean=True) == line_of(lean=False)
+    assert line_of(fast=True) == line_of(fast=False)
 
 
 def test_the_blocking_handler_honours_filters_and_never_raises(

@@ -100,7 +100,7 @@ from otel_resilience.logs._context import (
     holds_only_constants,
     span_ids_of,
 )
-from otel_resilience.logs._lean_record import PLAIN_RECORD_TYPES
+from otel_resilience.logs._fast_record import PLAIN_RECORD_TYPES
 from otel_resilience.logs._levels import TRACE, level_name
 from otel_resilience.logs._redaction import DEFAULT_REDACTOR, TRUNCATED, Redactor
 
