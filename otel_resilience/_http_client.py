@@ -168,13 +168,14 @@ def _inject(span: trace.Span, sending: context.Context, headers: MutableMapping[
             span_context = span.get_span_context()
             if span_context == INVALID_SPAN_CONTEXT:
                 continue
+            flags = span_context.trace_flags
             try:  # the hex of the ids' bytes: about a third of the formatting's cost
                 headers["traceparent"] = (
                     f"00-{span_context.trace_id.to_bytes(16, 'big').hex()}"
                     f"-{span_context.span_id.to_bytes(8, 'big').hex()}"
-                    f"{_TRACE_FLAGS_SUFFIX[span_context.trace_flags]}"
+                    f"{_TRACE_FLAGS_SUFFIX[flags] if 0 <= flags < 256 else f'-{flags:02x}'}"
                 )
-            except (OverflowError, IndexError):  # ids or flags out of range: as upstream
+            except OverflowError:  # ids out of range (negative, or too long): as upstream
                 headers["traceparent"] = (
                     f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
                     f"-{span_context.trace_flags:02x}"

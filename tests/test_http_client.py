@@ -140,8 +140,9 @@ def _sending(span: trace.Span, with_baggage: bool) -> Context:
         (0x1, 0x2, 0),  # leading zeros, flags off
         (2**128 - 1, 2**64 - 1, 0xFF),
         (2**128 + 5, 2**64 + 7, 1),  # out of range (a custom id generator): written as upstream
+        (-3, 5, 256),  # nonsense ids and flags: still what upstream writes
     ],
-    ids=["sampled", "small", "largest", "out-of-range"],
+    ids=["sampled", "small", "largest", "out-of-range", "nonsense"],
 )
 @pytest.mark.parametrize("with_baggage", [False, True])
 @pytest.mark.parametrize("trace_state", [TraceState(), TraceState([("vendor", "x1")])])
