@@ -42,6 +42,7 @@ import math
 import os
 import platform
 import pstats
+import random
 import shutil
 import statistics
 import subprocess
@@ -666,6 +667,29 @@ def _notes(results: Results, client: str, ours: float, upstream: float | None) -
     return "; ".join(notes)
 
 
+def ratio_interval(
+    ours: Sequence[float], upstream: Sequence[float], *, resamples: int = 2000
+) -> tuple[float, float]:
+    """A 90% bootstrap interval of median(ours) / median(upstream) over rounds.
+
+    Rounds are resampled whole (ours' and upstream's overheads of one round together), with
+    a fixed seed, so the same samples give the same interval: how far the judged ratio
+    could move on another run of the same length on the same machine.
+    """
+    generator = random.Random(20261127)
+    rounds = len(ours)
+    ratios = []
+    for _ in range(resamples):
+        picked = [generator.randrange(rounds) for _ in range(rounds)]
+        theirs = statistics.median(upstream[index] for index in picked)
+        if theirs > 0:
+            ratios.append(statistics.median(ours[index] for index in picked) / theirs)
+    if len(ratios) < 20:
+        return math.nan, math.nan
+    ratios.sort()
+    return ratios[int(0.05 * len(ratios))], ratios[int(0.95 * len(ratios)) - 1]
+
+
 def print_targets(
     suite: Suite,
     results: Results,
@@ -674,7 +698,8 @@ def print_targets(
 ) -> None:
     print(
         f"\nTarget: ours' overhead <= {TARGET_RATIO} x upstream's, per client, in CPU time "
-        "(the wall-clock ratio, noisier, for information)"
+        "(90% interval: where the ratio falls in 90% of bootstrap resamples of the rounds; "
+        "the wall-clock ratio, noisier, for information)"
     )
     rows = []
     for client in clients:
@@ -686,7 +711,7 @@ def print_targets(
                     _notes(results, client, ours, None),
                 )
                 note = "; ".join(part for part in parts if part)
-                rows.append([client, "-", f"{ours:,.1f}", "-", "-", "INFO", note])
+                rows.append([client, "-", f"{ours:,.1f}", "-", "-", "-", "INFO", note])
             continue
         if not all(results.has(name, client) for name in TARGETED):
             reasons = [
@@ -694,7 +719,7 @@ def print_targets(
                 for (name, family), reason in skipped.items()
                 if family == suite.family[client] and name in TARGETED
             ]
-            rows.append([client, "", "", "", "", "SKIP", "; ".join(reasons) or "not measured"])
+            rows.append([client, "", "", "", "", "", "SKIP", "; ".join(reasons) or "not measured"])
             continue
         upstream = results.overhead("cpu", client=client, configuration="upstream")
         ours = results.overhead("cpu", client=client, configuration="ours")
@@ -702,6 +727,9 @@ def print_targets(
         wall_upstream = results.overhead("wall", client=client, configuration="upstream")
         wall_ours = results.overhead("wall", client=client, configuration="ours")
         wall_ratio = wall_ours / wall_upstream if wall_upstream > 0 else float("inf")
+        low, high = ratio_interval(
+            results.overheads("cpu", "ours", client), results.overheads("cpu", "upstream", client)
+        )
         verdict = "PASS" if ours <= TARGET_RATIO * upstream else "FAIL"
         rows.append(
             [
@@ -709,12 +737,22 @@ def print_targets(
                 f"{upstream:,.1f}",
                 f"{ours:,.1f}",
                 f"{ratio:.2f}x",
+                f"{low:.2f}-{high:.2f}",
                 f"{wall_ratio:.2f}x",
                 verdict,
                 _notes(results, client, ours, upstream),
             ]
         )
-    headers = ["client", "upstream µs", "ours µs", "ours/upstream", "wall", "result", "note"]
+    headers = [
+        "client",
+        "upstream µs",
+        "ours µs",
+        "ours/upstream",
+        "90% interval",
+        "wall",
+        "result",
+        "note",
+    ]
     print(table(headers, rows))
 
 

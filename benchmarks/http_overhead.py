@@ -52,9 +52,10 @@ sent.
 
 Target (the HTTP instrumentations issue): for each client, ours' overhead <= 0.5 x the
 upstream instrumentor's overhead, in the same run, while doing more. PASS/FAIL is printed
-per client; a client whose instrumentor cannot be loaded or instrumented, or whose
-instrumented block raises, is skipped with a note (the httpx instrumentor may not exist
-yet).
+per client, with a 90% bootstrap interval of the ratio over the rounds (how far it could
+move on another run like this one: on a shared machine, easily ±0.1); a client whose
+instrumentor cannot be loaded or instrumented, or whose instrumented block raises, is
+skipped with a note (the httpx instrumentor may not exist yet).
 
 The server: a subprocess, not a thread
 --------------------------------------
