@@ -961,10 +961,31 @@ def instruction_counts(suite: Suite, child_command: Sequence[str], clients: Sequ
 
 
 def argument_parser(description: str | None) -> argparse.ArgumentParser:
-    """The parser with ``--quick``; the script adds its own, then :func:`add_profile_arguments`."""
+    """The parser with ``--quick`` and ``--rounds``; the script adds its own, then
+    :func:`add_profile_arguments`."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="shorter, noisier run")
+    parser.add_argument(
+        "--rounds",
+        type=_positive,
+        help="rounds to run instead of the mode's (more rounds: a narrower interval)",
+    )
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def chosen_settings(arguments: argparse.Namespace, full: Settings, quick: Settings) -> Settings:
+    """The mode's settings (``--quick`` or full), with ``--rounds`` if given."""
+    settings = quick if arguments.quick else full
+    if arguments.rounds is not None:
+        settings = dataclasses.replace(settings, rounds=arguments.rounds)
+    return settings
 
 
 def add_profile_arguments(parser: argparse.ArgumentParser, suite: Suite, default: int) -> None:

@@ -134,6 +134,7 @@ from _overhead_harness import (
     add_profile_arguments,
     argument_parser,
     armed_retries,
+    chosen_settings,
     floor_instruments,
     machine,
     make_telemetry,
@@ -572,7 +573,7 @@ def reachable_clients(dsn: str) -> tuple[list[str], str]:
 
 
 def benchmark(arguments: argparse.Namespace) -> None:
-    settings = QUICK if arguments.quick else FULL
+    settings = chosen_settings(arguments, FULL, QUICK)
     clients, server = reachable_clients(arguments.dsn)
     print_header(arguments, settings, server)
     sys.stdout.flush()

@@ -123,6 +123,7 @@ from _overhead_harness import (
     add_profile_arguments,
     argument_parser,
     armed_retries,
+    chosen_settings,
     floor_instruments,
     instruction_counts,
     instructions_child,
@@ -445,7 +446,7 @@ def print_header(arguments: argparse.Namespace, settings: Settings) -> None:
 
 
 def benchmark(arguments: argparse.Namespace) -> None:
-    settings = QUICK if arguments.quick else FULL
+    settings = chosen_settings(arguments, FULL, QUICK)
     print_header(arguments, settings)
     sys.stdout.flush()
     started = time.perf_counter()
