@@ -92,7 +92,9 @@ class CircuitBreakerRegistry:
         Asked on every instrumented call, and most calls go to the endpoint the last one
         went to: that one is already the most recently used, so it is returned without the
         lock and the reordering (if it has been evicted or replaced since, the lock is
-        taken as for any other key).
+        taken as for any other key). With threads calling different endpoints at once, the
+        order of use can be off by a call, which only decides which breaker goes first
+        once ``max_breakers`` is reached.
         """
         recent = self._most_recent
         if recent is not None and recent[0] == key and self._breakers.get(key) is recent[1]:
