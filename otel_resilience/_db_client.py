@@ -33,7 +33,7 @@ from otel_resilience._admission import admit
 from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
 from otel_resilience._duration import duration_histogram
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
-from otel_resilience._retry import Retry, RetryBudget
+from otel_resilience._retry import Retry
 from otel_resilience._sql import Statement
 from otel_resilience._version import __version__
 from otel_resilience.config import RetrySettings, current_settings
@@ -210,12 +210,10 @@ class OutgoingDb:
         retry = self._retries.get((key, purpose))
         if retry is None or retry.breaker is not breaker:
             library = self.library
-            retry = Retry(
+            retry = Retry.from_settings(
                 key,
-                max_attempts=settings.max_retries + 1,
-                initial_backoff=settings.initial_backoff,
-                max_backoff=settings.max_backoff,
-                jitter=settings.jitter,
+                settings,
+                breaker=breaker,
                 retry_on=(
                     lambda error: (
                         isinstance(error, Exception)
@@ -223,8 +221,6 @@ class OutgoingDb:
                         and _may_run_again()
                     ),
                 ),
-                budget=RetryBudget(settings.budget_ratio),
-                breaker=breaker,
             )
             with self._retries_lock:
                 limit = (self._registry or default_registry()).max_breakers * 2

@@ -42,7 +42,7 @@ from otel_resilience._admission import rejected_in_library_terms
 from otel_resilience._breaker import CircuitBreaker, CircuitOpenError
 from otel_resilience._duration import duration_histogram
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
-from otel_resilience._retry import Retry, RetryBudget, RetryDetails
+from otel_resilience._retry import Retry, RetryDetails
 from otel_resilience._retry import _attempt as _retry_attempt
 from otel_resilience._version import __version__
 from otel_resilience.config import RetrySettings, current_settings
@@ -383,14 +383,11 @@ class OutgoingHttp(Generic[ResponseT]):
         return retry
 
     def _new_retry(self, key: str, breaker: CircuitBreaker) -> Retry:
-        settings = self._retry_settings
         library = self.library
-        retry = Retry(
+        retry = Retry.from_settings(
             key,
-            max_attempts=settings.max_retries + 1,
-            initial_backoff=settings.initial_backoff,
-            max_backoff=settings.max_backoff,
-            jitter=settings.jitter,
+            self._retry_settings,
+            breaker=breaker,
             retry_on=library.transport_errors,
             retry_on_result=self._worth_retrying,
             retry_after=lambda _error, response: (
@@ -398,8 +395,6 @@ class OutgoingHttp(Generic[ResponseT]):
                 if response is None
                 else retry_after_seconds(library.header(response, "Retry-After"))
             ),
-            budget=RetryBudget(settings.budget_ratio),
-            breaker=breaker,
             hooks=(self._discard_retried,),
         )
         with self._retries_lock:

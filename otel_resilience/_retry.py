@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, cast, overload
 
 from otel_resilience._breaker import CircuitBreaker, CircuitOpenError
 from otel_resilience._decorating import decorate
@@ -34,6 +34,9 @@ from otel_resilience._policy import ExceptionMatcher, matches
 from otel_resilience._windows import TimeWindow
 from otel_resilience.metrics import Counter
 from otel_resilience.metrics._registry import resilience_registry
+
+if TYPE_CHECKING:
+    from otel_resilience.config import RetrySettings
 
 __all__ = ["Retry", "RetryBudget", "RetryDetails", "RetryHook", "RetryRun", "current_attempt"]
 
@@ -218,6 +221,37 @@ class Retry:
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._random = randomness if randomness is not None else random.Random()
+
+    @classmethod
+    def from_settings(
+        cls,
+        target: str,
+        settings: RetrySettings,
+        *,
+        breaker: CircuitBreaker,
+        retry_on: tuple[ExceptionMatcher, ...],
+        retry_on_result: Callable[[Any], bool] | None = None,
+        retry_after: Callable[[BaseException | None, Any], float | None] = _retry_after_attribute,
+        hooks: tuple[RetryHook, ...] = (),
+    ) -> Retry:
+        """An instrumentation's retry of ``target``'s calls through ``breaker``.
+
+        Attempts, backoff and jitter come from ``settings`` (``OTEL_RESILIENCE_RETRY_*``),
+        with a budget of its own; what is worth retrying is the instrumentation's to say.
+        """
+        return cls(
+            target,
+            max_attempts=settings.max_retries + 1,
+            initial_backoff=settings.initial_backoff,
+            max_backoff=settings.max_backoff,
+            jitter=settings.jitter,
+            retry_on=retry_on,
+            retry_on_result=retry_on_result,
+            retry_after=retry_after,
+            budget=RetryBudget(settings.budget_ratio),
+            breaker=breaker,
+            hooks=hooks,
+        )
 
     # --- decisions --------------------------------------------------------------------------
 
