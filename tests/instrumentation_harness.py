@@ -100,6 +100,7 @@ def assert_one_traced_request(
     assert attributes["network.protocol.version"] == "1.1"
     assert attributes["url.full"] == http_server.url("/ok?token=REDACTED&page=REDACTED")
     assert "http.request.resend_count" not in attributes
+    assert "url.scheme" not in attributes  # opt-in on spans; url.full holds it
     (received,) = http_server.received
     context = span.get_span_context()
     assert context is not None
@@ -113,4 +114,5 @@ def assert_one_traced_request(
     (point,) = instrumented.duration_points()
     assert point.count == 1
     assert dict(point.attributes)["http.response.status_code"] == 200
+    assert dict(point.attributes)["url.scheme"] == "http"  # the dashboards group by it
     assert "url.full" not in dict(point.attributes)  # low cardinality only
