@@ -26,7 +26,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, Protocol, TypeVar, cast, overload
@@ -244,6 +244,8 @@ class CircuitBreaker:
         "_state",
         "_time_window",
         "_transitions",
+        "_trial_generation",
+        "_trials_valid_from",
         "_window_base",
         "name",
         "policy",
@@ -268,8 +270,9 @@ class CircuitBreaker:
         self._fallback = fallback
         self._clock = clock
         self._listeners: tuple[CircuitBreakerListener, ...] = tuple(listeners)
-        self._entered: contextvars.ContextVar[tuple[tuple[float, bool], ...]] | None = None
+        self._entered: contextvars.ContextVar[tuple[tuple[float, int], ...]] | None = None
         self._lock = threading.Lock()
+        self._trial_generation = 0
         self._start_fresh()
         observe(self)
 
@@ -296,6 +299,10 @@ class CircuitBreaker:
         self._consecutive_opens = 0
         self._open_until = 0.0
         self._retry_after_until = 0.0
+        # Permits issued before now are forgotten: their ends free no trial slot and decide
+        # nothing (generations only grow, so a permit never matches a later period).
+        self._trial_generation += 1
+        self._trials_valid_from = self._trial_generation
         self._half_open_in_flight = 0
         self._half_open_successes = 0
         self._closed_since = self._clock()
@@ -477,9 +484,7 @@ class CircuitBreaker:
                 _ADAPTIVE_FLOOR_SECONDS, estimate * policy.adaptive_slow_call_multiplier
             )
 
-    def _record(
-        self, error: BaseException | None, result: Any, started: float, trial: bool
-    ) -> None:
+    def _record(self, error: BaseException | None, result: Any, started: float, trial: int) -> None:
         """Classify one completed call by the policy and record it."""
         policy = self.policy
         if error is None:
@@ -491,7 +496,7 @@ class CircuitBreaker:
         self._record_outcome(failed, started, trial, error)
 
     def _record_outcome(
-        self, failed: bool | None, started: float, trial: bool, error: BaseException | None
+        self, failed: bool | None, started: float, trial: int, error: BaseException | None
     ) -> None:
         """Record one classified call under the lock; trip or recover."""
         now = self._clock()
@@ -502,7 +507,7 @@ class CircuitBreaker:
             if slow:
                 self._slow += 1
             if trial:
-                self._half_open_in_flight -= 1
+                trial = self._end_trial(trial)
             if failed is None:
                 self._ignored += 1
             else:
@@ -523,6 +528,21 @@ class CircuitBreaker:
             )
             self._notify_call(CallEvent(self.name, outcome, duration, slow, error))
 
+    def _end_trial(self, trial: int) -> int:
+        """Free the trial slot of permit ``trial`` (lock held); ``trial`` if it still decides.
+
+        A trial decides only the half-open period that admitted it. One that outlives its
+        period (the breaker re-opened on another trial's failure and turned half-open again,
+        or closed) is stale: it frees its slot, since it no longer loads the endpoint, but
+        its outcome counts as an ordinary call of the state it ends in, never as a trial
+        of a later period.
+        """
+        if trial >= self._trials_valid_from:
+            self._half_open_in_flight -= 1
+        if trial == self._trial_generation and self._state == "half_open":
+            return trial
+        return 0
+
     def acquire(self) -> CallPermit:
         """Admit one call whose outcome the caller classifies, or raise CircuitOpenError.
 
@@ -534,7 +554,7 @@ class CircuitBreaker:
         return CallPermit(self, self._clock(), trial)
 
     def _judge(
-        self, ticket: int, failed: bool, slow: bool, now: float, trial: bool
+        self, ticket: int, failed: bool, slow: bool, now: float, trial: int
     ) -> list[StateTransition]:
         """Put a completed call in the window and decide on a transition (lock held)."""
         # Every completed call enters the window, which is emptied at each transition: the
@@ -576,11 +596,15 @@ class CircuitBreaker:
 
     # --- admission ------------------------------------------------------------------------
 
-    def _acquire_permission(self) -> bool:
-        """Admit a call or raise :class:`CircuitOpenError`; ``True`` for a half-open trial."""
+    def _acquire_permission(self) -> int:
+        """Admit a call or raise :class:`CircuitOpenError`.
+
+        Returns 0 for an ordinary call, or the half-open period's generation for a trial:
+        the permit is tied to the period that issued it (see :meth:`_end_trial`).
+        """
         state = self._state
         if state in ("closed", "disabled"):
-            return False
+            return 0
         if state == "forced_open":
             raise self._rejection(state, _NEVER)
         if state == "open":
@@ -591,10 +615,11 @@ class CircuitBreaker:
             events = self._enter_half_open_if_due(self._clock())
             state = self._state
             admitted = state in ("closed", "disabled")
-            trial = state == "half_open" and (
-                self._half_open_in_flight < self.policy.half_open_max_calls
-            )
-            if trial:
+            trial = 0
+            # Trials of earlier periods still in flight hold their slots: the limit is on
+            # trial calls loading the recovering endpoint at once, whoever admitted them.
+            if state == "half_open" and self._half_open_in_flight < self.policy.half_open_max_calls:
+                trial = self._trial_generation
                 self._half_open_in_flight += 1
             remaining = self._open_until - self._clock()
         if events:
@@ -658,7 +683,6 @@ class CircuitBreaker:
         self._open_until = now + wait
         previous = self._state
         self._state = "open"
-        self._half_open_in_flight = 0
         self._half_open_successes = 0
         self._clear_window()
         self._refresh_fast_path()
@@ -668,7 +692,7 @@ class CircuitBreaker:
         if self._state != "open" or now < self._open_until:
             return []
         self._state = "half_open"
-        self._half_open_in_flight = 0
+        self._trial_generation += 1  # the trials of earlier periods become stale
         self._half_open_successes = 0
         self._clear_window()  # calls begun before the breaker opened may have ended since
         return self._transition_events("open", "half_open", "recovery timeout elapsed", None)
@@ -769,7 +793,7 @@ class CircuitBreaker:
     ) -> R:
         """Await ``function(*args, **kwargs)`` through the breaker."""
         if self._fast:
-            trial = False
+            trial = 0
         else:
             try:
                 trial = self._acquire_permission()
@@ -810,7 +834,26 @@ class CircuitBreaker:
     @overload
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]: ...
     def __call__(self, function: Callable[P, Any]) -> Callable[P, Any]:
-        """Decorate a sync or async function so every call goes through the breaker."""
+        """Decorate a sync or async function so every call goes through the breaker.
+
+        A generator function's body runs only as it is iterated, after the call that made
+        the generator has returned, so for one the breaker guards the iteration instead:
+        admission at the first ``next`` (a rejection is raised there), and the outcome when
+        it ends: exhausted is a success, an exception raised while iterating is judged like
+        a call's, and a consumer that stops early (``close``) counts as neither. ``send``
+        and ``throw`` reach the decorated generator as they would without the breaker. A
+        fallback cannot stand in for a stream of items, so a breaker with one refuses
+        generator functions.
+        """
+        if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+            if self._fallback is not _NO_FALLBACK:
+                raise TypeError(
+                    f"circuit breaker {self.name!r} has a fallback, which cannot stand in for "
+                    f"the items of generator function {function.__qualname__}"
+                )
+            if inspect.isasyncgenfunction(function):
+                return _guarded_async_generator(self, function)
+            return _guarded_generator(self, function)
         return decorate(function, self.call, self.call_async)
 
     # Context-manager forms. The start time lives in a context variable, so one breaker can
@@ -858,7 +901,7 @@ class CallPermit:
 
     __slots__ = ("_breaker", "_recorded", "_started", "_trial")
 
-    def __init__(self, breaker: CircuitBreaker, started: float, trial: bool) -> None:
+    def __init__(self, breaker: CircuitBreaker, started: float, trial: int) -> None:
         self._breaker = breaker
         self._started = started
         self._trial = trial
@@ -880,6 +923,62 @@ class CallPermit:
             breaker._record_fast_success(self._started)
             return
         breaker._record_outcome(failed, self._started, self._trial, error)
+
+
+def _guarded_generator(
+    breaker: CircuitBreaker, function: Callable[..., Generator[Any, Any, Any]]
+) -> Callable[..., Generator[Any, Any, Any]]:
+    """``function``'s generators, iterated through ``breaker`` (see ``__call__``)."""
+
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        trial = breaker._acquire_permission()
+        started = breaker._clock()
+        try:
+            returned = yield from function(*args, **kwargs)
+        except BaseException as error:  # GeneratorExit too: policy.classify ignores it
+            breaker._record(error, None, started, trial)
+            raise
+        breaker._record(None, returned, started, trial)
+        return returned
+
+    return guarded
+
+
+def _guarded_async_generator(
+    breaker: CircuitBreaker, function: Callable[..., AsyncGenerator[Any, Any]]
+) -> Callable[..., AsyncGenerator[Any, Any]]:
+    """``function``'s async generators, iterated through ``breaker`` (see ``__call__``).
+
+    An async generator has no ``yield from``: ``asend`` and ``athrow`` are forwarded here.
+    """
+
+    @functools.wraps(function)
+    async def guarded(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        trial = breaker._acquire_permission()
+        started = breaker._clock()
+        inner = function(*args, **kwargs)
+        try:
+            try:
+                item = await inner.__anext__()
+                while True:
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        await inner.aclose()
+                        raise
+                    except BaseException as thrown:  # athrow() on us: into the inner one
+                        item = await inner.athrow(thrown)
+                    else:
+                        item = await inner.asend(sent)
+            except StopAsyncIteration:
+                pass
+        except BaseException as error:
+            breaker._record(error, None, started, trial)
+            raise
+        breaker._record(None, None, started, trial)
+
+    return guarded
 
 
 def _shared_policy(**settings: Any) -> BreakerPolicy:

@@ -29,7 +29,17 @@ def decorate(
     call: Callable[..., Any],
     call_async: Callable[..., Awaitable[Any]],
 ) -> Callable[..., Any]:
-    """Wrap ``function`` so that each call goes through ``call`` (or ``call_async``)."""
+    """Wrap ``function`` so that each call goes through ``call`` (or ``call_async``).
+
+    A generator function is refused: its body runs only as its generator is iterated,
+    after the call has returned, so ``call`` would guard nothing but the generator's
+    creation and never see a failure raised while iterating.
+    """
+    if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+        raise TypeError(
+            f"{function.__qualname__} is a generator function: its body runs while it is "
+            "iterated, after the decorated call returned; decorate the code that consumes it"
+        )
     if inspect.iscoroutinefunction(function):
 
         @functools.wraps(function)

@@ -101,19 +101,42 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+MAX_RETRY_AFTER_SECONDS = 86_400.0
+"""The longest ``Retry-After`` we read (one day); a longer one is read as this.
+
+Nothing waits that long (a retry gives up past its ``max_retry_after``, a breaker opens
+for at most its ``max_recovery_timeout``), but an unbounded number would overflow the
+clock arithmetic downstream."""
+
+
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """A ``Retry-After`` header as seconds from now: delta-seconds or an HTTP-date."""
+    """A ``Retry-After`` header as seconds from now: delta-seconds or an HTTP-date.
+
+    The header is the server's, so it may be anything: a value that is neither ASCII
+    digits nor a parseable HTTP-date is ignored (``None``), never an exception in the
+    program's request, and a valid one is capped at :data:`MAX_RETRY_AFTER_SECONDS`.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_SECONDS)
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        seconds = moment.timestamp() - (time.time() if now is None else now)
+    except Exception:  # TypeError, ValueError, OverflowError, IndexError...
         return None
-    seconds = moment.timestamp() - (time.time() if now is None else now)
-    return max(0.0, seconds)
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(topic: str, message: str, *args: object) -> None:
+    """Log ``message`` the first time ``topic`` goes wrong in this process, not per request."""
+    if topic not in _warned:
+        _warned.add(topic)
+        _logger.warning(message, *args)
 
 
 def _suppressed(current: context.Context) -> bool:
@@ -633,7 +656,7 @@ class OutgoingHttp(Generic[ResponseT]):
         breaker: CircuitBreaker | None,
         first: bool,
         current: context.Context | None,
-    ) -> tuple[trace.Span, context.Context, bool, float, float]:
+    ) -> tuple[trace.Span, context.Context, int, float, float]:
         """Start the attempt's span, take the breaker's admission, inject the trace context.
 
         Returns the span, the context to send in, whether the breaker admitted the attempt
@@ -661,7 +684,7 @@ class OutgoingHttp(Generic[ResponseT]):
         span = self._tracer.start_span(
             method, context=current, kind=SpanKind.CLIENT, attributes=span_attributes
         )
-        trial = False
+        trial = 0
         admitted = 0.0
         if breaker is not None:
             # What CallPermit does, without a permit object per request.
@@ -676,7 +699,17 @@ class OutgoingHttp(Generic[ResponseT]):
         sending = context.Context(
             {**current, _SPAN_KEY: span, _SUPPRESS_HTTP_INSTRUMENTATION_KEY: True}
         )
-        _inject(span, sending, request.headers)
+        try:
+            _inject(span, sending, request.headers)
+        except Exception as error:
+            # A propagator's bug must neither fail the program's request nor keep the
+            # permit just taken (a half-open trial slot lost for good would reject every
+            # request to the endpoint until restart): the request goes out untraced.
+            _warn_once(
+                "propagation",
+                "The propagator raised %s; requests go out without trace-context headers",
+                type(error).__name__,
+            )
         return span, sending, trial, admitted, started
 
     def _failed(
@@ -685,7 +718,7 @@ class OutgoingHttp(Generic[ResponseT]):
         method: str,
         target: _Target,
         breaker: CircuitBreaker | None,
-        trial: bool,
+        trial: int,
         admitted: float,
         error: BaseException,
         started: float,
@@ -708,7 +741,7 @@ class OutgoingHttp(Generic[ResponseT]):
         method: str,
         target: _Target,
         breaker: CircuitBreaker | None,
-        trial: bool,
+        trial: int,
         admitted: float,
         response: ResponseT,
         started: float,

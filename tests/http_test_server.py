@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if parts[0] == "status":
             status = int(parts[1])
-        elif parts[0] == "retry-after":
+        elif parts[0] == "retry-after":  # percent-encoded, so that any value can be sent
             status = 429
-            headers["Retry-After"] = parts[1]
+            headers["Retry-After"] = unquote(parts[1], encoding="latin-1")
         elif parts[0] == "slow":
             time.sleep(int(parts[1]) / 1000)
             status = 200

@@ -1,11 +1,12 @@
 """Model-based tests of the circuit breaker against a small reference state machine.
 
 The reference model below restates the documented behaviour of :class:`CircuitBreaker` and
-:class:`BreakerPolicy` in plain Python for sequential (single-threaded) calls, driven by a
-fake clock. Hypothesis draws a policy per test case and a sequence of operations (calls that
-succeed, fail, raise ignored exceptions or take time; clock advances including exact
-boundaries; ``force_open``; ``disable``; ``reset``) and compares after every step the state,
-every statistic and, for rejected calls, the rejection itself.
+:class:`BreakerPolicy` in plain Python, driven by a fake clock. Hypothesis draws a policy per
+test case and a sequence of operations (calls that succeed, fail, raise ignored exceptions or
+take time; calls that overlap, through permits taken and recorded later in any order, so
+that trials outlive their half-open period; clock advances including exact boundaries;
+``force_open``; ``disable``; ``reset``) and compares after every step the state, every
+statistic and, for rejected calls, the rejection itself.
 
 Where the documentation leaves a detail open, the model takes the reading noted at that spot
 (search for "Reading:").
@@ -23,7 +24,12 @@ from hypothesis import given, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from otel_resilience._breaker import CircuitBreaker, CircuitBreakerStats, CircuitOpenError
+from otel_resilience._breaker import (
+    CallPermit,
+    CircuitBreaker,
+    CircuitBreakerStats,
+    CircuitOpenError,
+)
 
 State = Literal["closed", "open", "half_open", "forced_open", "disabled"]
 Outcome = Literal["success", "failure", "ignored"]
@@ -201,6 +207,13 @@ class BreakerModel:
         self.open_until = 0.0
         self.closed_since = now
         self.trial_successes = 0
+        # Overlapping calls: a trial permit carries the half-open period that issued it.
+        # Reading: at most half_open_max_calls trials are in flight at once, whichever
+        # period issued them; only the current period's trials decide it; a trial that
+        # outlived its period counts as an ordinary call; reset forgets every permit.
+        self.period = getattr(self, "period", 0) + 1
+        self.permits_valid_from = self.period
+        self.trials_in_flight = 0
         self.history.append(f"t={now}: reset to closed")
 
     # queries
@@ -209,6 +222,7 @@ class BreakerModel:
         """An open breaker whose wait is over is half-open."""
         if self._state == "open" and now >= self.open_until:
             self._state = "half_open"
+            self.period += 1
             self.trial_successes = 0
             self.window.clear()
             self.history.append(f"t={now}: half_open")
@@ -262,24 +276,42 @@ class BreakerModel:
 
     # operations
 
-    def admit(self, now: float) -> tuple[State, float] | None:
-        """Count a call reaching the breaker; ``(state, remaining)`` if it is rejected."""
-        self.calls += 1
+    def admit(self, now: float) -> tuple[State, float] | int:
+        """A call reaching the breaker: ``(state, remaining)`` if it is rejected, else its
+        permit (0 for an ordinary call, the issuing period for a half-open trial)."""
         state = self.state(now)
         if state == "forced_open":
-            self.rejections += 1
+            self.rejected()
             self.milestones.add("rejected when forced open")
             return ("forced_open", INF)
         if state == "open":
-            self.rejections += 1
+            self.rejected()
             self.milestones.add("rejected when open")
             return ("open", self.open_until - now)
-        # closed, disabled, and half-open: sequential calls never exceed the trial limit
-        return None
+        if state == "half_open":
+            if self.trials_in_flight >= self.policy.half_open_max_calls:
+                self.rejected()
+                self.milestones.add("rejected: every trial slot taken")
+                return ("half_open", 0.0)
+            self.trials_in_flight += 1
+            return self.period
+        return 0
 
-    def complete(self, outcome: Outcome, duration: float, now: float) -> None:
+    def rejected(self) -> None:
+        self.calls += 1
+        self.rejections += 1
+
+    def complete(self, outcome: Outcome, duration: float, now: float, permit: int = 0) -> None:
         """Record an admitted call that ended at ``now`` after ``duration`` seconds."""
         self.milestones.add(f"{outcome} taking {duration}s when {self._state}")
+        self.calls += 1
+        trial = False
+        if permit:
+            if permit >= self.permits_valid_from:
+                self.trials_in_flight -= 1
+            trial = permit == self.period and self._state == "half_open"
+            if not trial:
+                self.milestones.add(f"stale trial ended when {self._state}")
         if outcome == "ignored":
             # "slow counts successes and failures ... (an ignored call counts as nothing)"
             self.ignored += 1
@@ -303,7 +335,7 @@ class BreakerModel:
             reason = self.trip_reason()
             if reason is not None:
                 self.open(now, f"{reason} after a {'slow ' if slow else ''}{outcome}")
-        elif state == "half_open":
+        elif state == "half_open" and trial:
             if failed:
                 self.open(now, "a trial call failed")
             elif slow and self.policy.slow_call_rate_threshold is not None:
@@ -424,6 +456,7 @@ class BreakerMachine(RuleBasedStateMachine):
         self.model: BreakerModel
         self.breaker: CircuitBreaker
         self.steps: list[str] = []
+        self.pending: list[tuple[CallPermit, int, float]] = []
 
     @initialize(policy=policies(), start=st.sampled_from([0.0, 1000.0, 12345.5]))
     def create(self, policy: Policy, start: float) -> None:
@@ -444,7 +477,7 @@ class BreakerMachine(RuleBasedStateMachine):
         self.steps.append(f"t={started}: {kind} call taking {duration}s")
         expected = self.model.admit(started)
         rejected = _call(self.breaker, self.clock, kind, duration)
-        if expected is not None:
+        if isinstance(expected, tuple):
             state, remaining = expected
             assert rejected is not None, (
                 f"the call ran although the breaker should reject it ({state}, {remaining}s "
@@ -462,8 +495,44 @@ class BreakerMachine(RuleBasedStateMachine):
             f"call rejected ({rejected!r}) but the model admits it in state "
             f"{self.model.state(started)}{self._context()}"
         )
-        self.model.complete(self.model.outcome(kind), duration, self.clock.now)
+        self.model.complete(self.model.outcome(kind), duration, self.clock.now, expected)
         self.agrees_with_model()
+
+    @rule()
+    def take_permit(self) -> None:
+        """Begin a call that another rule ends later: calls overlap, trials outlive periods."""
+        now = self.clock.now
+        self.steps.append(f"t={now}: acquire() #{len(self.pending)}")
+        expected = self.model.admit(now)
+        try:
+            permit = self.breaker.acquire()
+        except CircuitOpenError as rejected:
+            assert isinstance(expected, tuple), (
+                f"acquire() rejected ({rejected!r}) but the model admits it{self._context()}"
+            )
+            assert (rejected.state, rejected.remaining) == expected, (
+                f"rejection {rejected!r} differs from {expected}{self._context()}"
+            )
+            return
+        assert not isinstance(expected, tuple), (
+            f"acquire() admitted a call the model rejects ({expected}){self._context()}"
+        )
+        self.pending.append((permit, expected, now))
+
+    @rule(
+        which=st.integers(0, 7),
+        outcome=st.sampled_from(["success", "failure", "ignored"]),
+        speed=SPEEDS,
+    )
+    def record_permit(self, which: int, outcome: Outcome, speed: Speed) -> None:
+        """End one of the calls begun by ``take_permit``, in any order."""
+        if not self.pending:
+            return
+        permit, model_permit, started = self.pending.pop(which % len(self.pending))
+        self.clock.now += self.policy.duration(speed)
+        self.steps.append(f"t={self.clock.now}: record {outcome} on a permit from t={started}")
+        permit.record({"success": False, "failure": True, "ignored": None}[outcome])
+        self.model.complete(outcome, self.clock.now - started, self.clock.now, model_permit)
 
     @rule(speed=SPEEDS, times=st.integers(1, 4))
     def call_succeeds(self, speed: Speed, times: int) -> None:
@@ -681,6 +750,85 @@ def test_recovery_cycles_follow_the_model(
             machine.advance_to(cast(Boundary, pause))
         machine.agrees_with_model()
     machine.teardown()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    policy=policies(),
+    periods=st.lists(
+        st.tuples(
+            st.integers(1, 4),  # permits taken when the period begins
+            st.sampled_from(["failure", "success"]),  # how the period's first trial ends
+            st.lists(st.tuples(st.integers(0, 7), SPEEDS), max_size=3),  # stale ones ended
+        ),
+        min_size=2,
+        max_size=5,
+    ),
+)
+def test_overlapping_trials_follow_the_model(
+    policy: Policy, periods: list[tuple[int, str, list[tuple[int, Speed]]]]
+) -> None:
+    """Trials that outlive their half-open period: they hold their slot while in flight,
+    but never decide a later period (neither its success nor a slot beyond the limit).
+
+    The state machine reaches such interleavings only rarely; this drives them directly:
+    each period takes permits, ends one trial (a failure re-opens, reaching a new period
+    with the others still in flight), and ends some stale ones inside the next period.
+    """
+    machine = BreakerMachine()
+    machine.create(policy, 0.0)
+    for _ in range(12):  # trip, if this policy can trip on failures
+        if machine.model.state(machine.clock.now) != "closed":
+            break
+        machine.call_fails("instant", 1)
+    for taken, first_ends, stale in periods:
+        machine.wait_out_open_period()
+        for _ in range(taken):
+            machine.take_permit()
+        machine.agrees_with_model()
+        if machine.pending:
+            machine.record_permit(len(machine.pending) - 1, cast(Outcome, first_ends), "instant")
+        machine.agrees_with_model()
+        machine.wait_out_open_period()
+        for which, speed in stale:
+            machine.record_permit(which, "success", speed)
+            machine.take_permit()
+            machine.agrees_with_model()
+    machine.teardown()
+
+
+def test_a_stale_trial_neither_frees_a_slot_nor_closes_the_next_period() -> None:
+    """The defect the model above pins, written out: a trial from period 1 ending in
+    period 2 once let a fourth trial in beside three (the in-flight count went negative)
+    and counted as period 2's success."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        "stale",
+        clock=clock,
+        consecutive_failures=1,
+        half_open_max_calls=3,
+        recovery_timeout=1.0,
+        recovery_jitter=0.0,
+    )
+    _fail(breaker, clock)
+    clock.now += 1.0
+    slow_trial = breaker.acquire()  # period 1
+    failing_trial = breaker.acquire()
+    failing_trial.record(True)  # re-opens
+    clock.now += 2.0  # period 2 (the backoff doubled the wait)
+    assert str(breaker.state) == "half_open"
+    period_two = [breaker.acquire(), breaker.acquire()]  # the stale trial holds the third
+    with pytest.raises(CircuitOpenError):
+        breaker.acquire()
+    slow_trial.record(False)  # stale: frees its slot, decides nothing
+    period_two.append(breaker.acquire())
+    with pytest.raises(CircuitOpenError):
+        breaker.acquire()
+    for permit in period_two[:2]:
+        permit.record(False)
+    assert str(breaker.state) == "half_open", "the stale success must not count towards closing"
+    period_two[2].record(False)
+    assert breaker.state == "closed"
 
 
 # --- regressions: discrepancies the model found, one minimal example each ------------------

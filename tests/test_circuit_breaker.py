@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
 import pytest
@@ -503,3 +503,75 @@ def test_permits_let_the_caller_classify_outcomes(clock: FakeClock) -> None:
     breaker.reset()
     breaker.acquire().record(failed=None)
     assert breaker.stats.ignored == 1
+
+
+def test_a_generator_function_is_guarded_while_it_is_iterated(clock: FakeClock) -> None:
+    """The body runs while the generator is iterated, after the decorated call returned:
+    that is when the breaker admits it and hears how it ended."""
+    breaker = CircuitBreaker("stream", consecutive_failures=2, clock=clock)
+
+    @breaker
+    def rows(fail_after: int | None) -> Generator[int | str, str | None, None]:
+        for number in range(3):
+            if number == fail_after:
+                raise Boom("the connection broke mid-stream")
+            received = yield number
+            if received is not None:
+                yield f"echo {received}"
+
+    assert list(rows(None)) == [0, 1, 2]
+    assert breaker.stats.successes == 1
+    with pytest.raises(Boom):
+        list(rows(1))
+    assert breaker.stats.failures == 1
+    stream = rows(None)
+    assert next(stream) == 0
+    assert stream.send("hi") == "echo hi"  # send() reaches the decorated generator
+    stream.close()  # the consumer stopped early: neither success nor failure
+    assert (breaker.stats.successes, breaker.stats.failures, breaker.stats.ignored) == (1, 1, 1)
+    with pytest.raises(Boom):
+        list(rows(0))
+    assert state(breaker) == "open"
+    stream = rows(None)  # making the generator is not the call ...
+    with pytest.raises(CircuitOpenError):
+        next(stream)  # ... iterating it is
+
+
+def test_an_async_generator_function_is_guarded_while_it_is_iterated(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("async stream", consecutive_failures=1, clock=clock)
+
+    @breaker
+    async def rows(fail: bool) -> AsyncGenerator[int | str, str | None]:
+        yield 1
+        received = yield 2
+        if fail:
+            raise Boom("the connection broke mid-stream")
+        yield f"echo {received}"
+
+    async def scenario() -> None:
+        assert [row async for row in rows(False)] == [1, 2, "echo None"]
+        stream = rows(False)
+        assert await stream.__anext__() == 1
+        assert await stream.__anext__() == 2
+        assert await stream.asend("hi") == "echo hi"
+        await stream.aclose()
+        assert (breaker.stats.successes, breaker.stats.ignored) == (1, 1)
+        with pytest.raises(Boom):
+            [row async for row in rows(True)]
+        assert state(breaker) == "open"
+        with pytest.raises(CircuitOpenError):
+            await rows(False).__anext__()
+
+    asyncio.run(scenario())
+
+
+def test_generator_functions_are_refused_where_they_cannot_be_guarded(clock: FakeClock) -> None:
+    from otel_resilience import Retry
+
+    def numbers() -> Any:
+        yield 1
+
+    with pytest.raises(TypeError, match="fallback"):
+        CircuitBreaker("with fallback", fallback=None, clock=clock)(numbers)
+    with pytest.raises(TypeError, match="generator function"):
+        Retry()(numbers)

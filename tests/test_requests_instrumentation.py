@@ -269,3 +269,27 @@ def test_per_endpoint_overrides_from_the_environment(
         "rejected: RequestsCircuitOpenError",
     ]
     assert len(http_server.received) == 1
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    [
+        "%B2",  # a non-ASCII digit (latin-1 superscript two): not delta-seconds
+        "99999999999999999999999",  # absurdly long
+        "Fri%2C%2031%20Dec%209999%2023%3A59%3A59%20GMT",  # far in the future
+        "Mon%2C%2099%20Foo%20-1%20nonsense",  # no date at all
+    ],
+)
+def test_a_hostile_retry_after_never_breaks_the_request(
+    http_server: ScriptedHttpServer, retry_after: str
+) -> None:
+    """The server's header is the server's: an invalid one is ignored, a valid one capped."""
+    policy = BreakerPolicy(consecutive_failures=1, max_recovery_timeout=30, recovery_jitter=0)
+    for instrumented in instrument(policy, retries=2):
+        response = requests.get(http_server.url(f"/retry-after/{retry_after}"), timeout=5)
+        assert response.status_code == 429
+        (span,) = instrumented.finished()[-1:]
+        assert span.end_time is not None
+        breaker = instrumented.registry.get(f"http://127.0.0.1:{http_server.port}")
+        assert breaker.state == "open"
+        assert breaker.seconds_until_trial() <= 30
