@@ -10,6 +10,7 @@ the current span, and state changes write one log record through ``logging``.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import weakref
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from opentelemetry.trace import Span
 # this saves half of the lookup's cost.
 from opentelemetry.trace.propagation import _SPAN_KEY
 
+from otel_resilience._fork import unlock_after_fork
 from otel_resilience.metrics import Observation
 from otel_resilience.metrics._registry import resilience_registry
 
@@ -44,6 +46,7 @@ _OUTCOME_COUNTS = (("success", 1), ("failure", 2), ("rejected", 3), ("ignored", 
 
 _observed: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
 _instruments_lock = threading.Lock()
+unlock_after_fork(sys.modules[__name__], "_instruments_lock")
 _instruments_created = False
 
 

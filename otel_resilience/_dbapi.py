@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from otel_resilience._db_client import DbEndpoint, OutgoingDb
+from otel_resilience._fork import unlock_after_fork
 from otel_resilience._sql import Dialect, Statement, analyse
 
 __all__ = ["SqlDriver", "TracedSql", "statement_of"]
@@ -81,6 +82,7 @@ class TracedSql:
         self.driver = driver
         self._classes: dict[tuple[type, str], type] = {}
         self._classes_lock = threading.Lock()
+        unlock_after_fork(self, "_classes_lock")
 
     def statement(self, method: str, query: object) -> Statement:
         if method == "callproc" and isinstance(query, str):

@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import NamedTuple
 
+from otel_resilience._fork import unlock_after_fork
+
 __all__ = [
     "EndpointRequest",
     "EndpointResponse",
@@ -147,6 +149,7 @@ class EndpointServer:
         self._server = server
         self._closed = False
         self._close_lock = threading.Lock()
+        unlock_after_fork(self, "_close_lock")
         display_host = f"[{host}]" if ":" in host else host
         self.url = f"http://{display_host}:{server.server_port}"
         """The base URL, without a path: ``http://127.0.0.1:9464``."""

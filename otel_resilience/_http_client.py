@@ -41,6 +41,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from otel_resilience._admission import rejected_in_library_terms
 from otel_resilience._breaker import CircuitBreaker, CircuitOpenError
 from otel_resilience._duration import duration_histogram
+from otel_resilience._fork import unlock_after_fork
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
 from otel_resilience._retry import Retry, RetryDetails
 from otel_resilience._retry import _attempt as _retry_attempt
@@ -398,6 +399,7 @@ class OutgoingHttp(Generic[ResponseT]):
         )
         self._retries: dict[str, Retry] = {}
         self._retries_lock = threading.Lock()
+        unlock_after_fork(self, "_retries_lock")
 
     # --- per endpoint -----------------------------------------------------------------------
 

@@ -40,12 +40,15 @@ import contextlib
 import functools
 import logging
 import logging.config
+import sys
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from opentelemetry._logs import LoggerProvider
+
+from otel_resilience._fork import unlock_after_fork
 
 __all__ = ["attach_log_bridge", "keep_basic_config_working", "keep_logging_config_working"]
 
@@ -54,6 +57,7 @@ _original_basic_config = logging.basicConfig
 _wrapped_dict_config: Callable[[Any], None] = logging.config.dictConfig
 _wrapped_file_config: Callable[..., None] = logging.config.fileConfig
 _install_lock = threading.Lock()
+unlock_after_fork(sys.modules[__name__], "_install_lock")
 
 _BRIDGE_MARK = "_otel_resilience_bridge"
 """Attribute set on the bridge handler, which is also marked as ours like the others."""

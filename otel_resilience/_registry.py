@@ -13,12 +13,14 @@ port of that host and ``https://api.example.com:443`` just that one.
 from __future__ import annotations
 
 import fnmatch
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 
 from otel_resilience._breaker import CircuitBreaker
+from otel_resilience._fork import unlock_after_fork
 from otel_resilience._policy import BreakerPolicy
 from otel_resilience.config import current_settings
 
@@ -55,6 +57,7 @@ class CircuitBreakerRegistry:
         self._clock = clock
         self._breakers: OrderedDict[str, CircuitBreaker] = OrderedDict()
         self._lock = threading.Lock()
+        unlock_after_fork(self, "_lock")
         self._most_recent: tuple[str, CircuitBreaker] | None = None
         """The last key :meth:`get` returned a breaker for, and that breaker."""
 
@@ -125,6 +128,7 @@ class CircuitBreakerRegistry:
 
 _default_registry: CircuitBreakerRegistry | None = None
 _default_lock = threading.Lock()
+unlock_after_fork(sys.modules[__name__], "_default_lock")
 
 
 def default_registry() -> CircuitBreakerRegistry:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, ca
 
 from otel_resilience._breaker import CircuitBreaker, CircuitOpenError
 from otel_resilience._decorating import decorate
+from otel_resilience._fork import unlock_after_fork
 from otel_resilience._policy import ExceptionMatcher, matches
 from otel_resilience._windows import TimeWindow
 from otel_resilience.metrics import Counter
@@ -109,6 +110,7 @@ class RetryBudget:
         self.window = window
         self._clock = clock
         self._lock = threading.Lock()
+        unlock_after_fork(self, "_lock")
         # The window's "failures" column holds the retries: first attempts are recorded as
         # successes, retries as failures, so calls = attempts of both kinds.
         self._counts = TimeWindow(window)

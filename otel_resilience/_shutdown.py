@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from otel_resilience._fork import unlock_after_fork
+
 __all__ = ["BoundedShutdown"]
 
 _logger = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ class BoundedShutdown:
         self._steps: list[tuple[str, Callable[[], object]]] = []
         self._done = False
         self._lock = threading.Lock()
+        unlock_after_fork(self, "_lock")
 
     def add(self, name: str, step: Callable[[], object]) -> None:
         """Register ``step`` (e.g. a provider's ``shutdown``) under a name for the warning."""

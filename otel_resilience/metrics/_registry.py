@@ -11,11 +11,13 @@ counts its own work from zero and never reports the parent's counts a second tim
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from otel_resilience._fork import unlock_after_fork
 from otel_resilience.metrics._instruments import (
     Counter,
     Gauge,
@@ -236,6 +238,7 @@ def default_registry() -> MetricRegistry:
 _scoped: dict[str, MetricRegistry] = {}
 """Our components' registries by scope, held for the process (``_registries`` is weak)."""
 _scoped_lock = threading.Lock()
+unlock_after_fork(sys.modules[__name__], "_scoped_lock")
 
 
 def scoped_registry(scope: str) -> MetricRegistry:
