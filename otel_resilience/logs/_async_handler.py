@@ -29,6 +29,12 @@ What is queued is written at exit (``atexit``, within ``flush_timeout``), after 
 handler writes synchronously, so that records logged by later exit hooks are not lost. A
 child made by ``os.fork()`` starts with an empty queue, zero counters and no writer (a new
 one starts on its first record): the parent's queued records are the parent's to write.
+What the child queues is written before it ends, as for any process, and also where it
+ends through ``os._exit``, which runs no exit handler: in the children ``multiprocessing``
+starts (``fork`` and ``forkserver`` end so; a ``multiprocessing`` finalizer drains them),
+and in any forked child (``os._exit`` is wrapped there). Records still queued are lost
+only when a process is killed, or when one that was not forked calls ``os._exit``: call
+``logging.shutdown()`` first.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import IO, Final, Literal, Protocol, cast
+from typing import IO, Final, Literal, NoReturn, Protocol, cast
 
 __all__ = [
     "FileSink",
@@ -418,8 +424,10 @@ class NonBlockingHandler(SerialisingHandler):
             else:
                 batch.append(item)
         if batch:
+            # Only then: flushing a stream this process wrote nothing through would, in a
+            # forked child, write the parent's buffered bytes a second time.
             self._write(batch)
-        self._flush_sink()
+            self._flush_sink()
 
     def _report(self) -> None:
         """Tell ``on_drop`` about new drops, and stderr at most every ``report_interval``."""
@@ -592,9 +600,74 @@ def _drain_at_exit() -> None:
             handler._finish_exit(worker)
 
 
+# Last among a multiprocessing child's finalizers, which may log; what is logged even later
+# is written directly.
+_MULTIPROCESSING_EXIT_PRIORITY: Final = -1000
+# Whether ``multiprocessing`` was asked to drain the children it starts from here.
+_draining_multiprocessing_children = False
+# ``os._exit`` as it was before this module wrapped it in a forked child (None: not wrapped).
+_exit_without_draining: Callable[[int], NoReturn] | None = None
+
+
 def _reset_in_child() -> None:
+    """A forked child's handlers start empty, and its ``os._exit`` writes what it logs.
+
+    Forked children end through ``os._exit`` more often than not, which runs no exit
+    handler: ``multiprocessing`` ends its ``fork`` and ``forkserver`` children so, and
+    plain ``os.fork`` code does it to keep the parent's exit handlers and buffers out of
+    the child. So in a forked child ``os._exit`` is wrapped (once: a grandchild inherits
+    it), to drain as ``atexit`` would. Logging calls are untouched.
+    """
+    global _exit_without_draining  # noqa: PLW0603 - set once per process lineage
     for handler in list(_live_handlers):
         handler._after_fork_in_child()
+    if _exit_without_draining is None:
+        _exit_without_draining = os._exit
+        os._exit = _exit_after_draining
+    _drain_multiprocessing_children()
+
+
+def _exit_after_draining(status: int) -> NoReturn:
+    """``os._exit`` in a forked child: write what the child queued, then exit at once.
+
+    Waits as ``atexit`` does, at most ``flush_timeout`` per handler, and only for writers
+    this child started; nothing else that ``os._exit`` skips is run.
+    """
+    try:
+        _drain_at_exit()
+    finally:
+        assert _exit_without_draining is not None
+        _exit_without_draining(status)
+
+
+def _drain_multiprocessing_children(*, running_child: bool = False) -> None:
+    """Ask ``multiprocessing`` to drain every child it starts, before the child ends.
+
+    Its ``fork`` and ``forkserver`` children end with ``os._exit``, after running the
+    finalizers registered with ``multiprocessing.util.Finalize``; but a child clears those
+    it inherited (or registered before it began), and only then runs its "after fork"
+    callbacks, which is where the drain is registered. Done when this module is imported
+    into a process that has ``multiprocessing`` (a child importing its main module, say)
+    and in each forked child (``multiprocessing`` is imported in whatever starts children,
+    if not yet in this module's process); never imports ``multiprocessing`` itself.
+    ``running_child``: the drain is also registered at once if this process is a child
+    already past that point (this module imported by the code the child runs).
+    """
+    global _draining_multiprocessing_children  # noqa: PLW0603 - once per process lineage
+    if _draining_multiprocessing_children or "multiprocessing.util" not in sys.modules:
+        return
+    import multiprocessing.util
+
+    _draining_multiprocessing_children = True
+    multiprocessing.util.register_after_fork(_drain_before_exit, _drain_before_exit)
+    if running_child and multiprocessing.parent_process() is not None:
+        _drain_before_exit(None)
+
+
+def _drain_before_exit(_: object) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, _drain_at_exit, exitpriority=_MULTIPROCESSING_EXIT_PRIORITY)
 
 
 # Registered after ``logging`` registered ``logging.shutdown``, so it runs first: the queued
@@ -602,6 +675,7 @@ def _reset_in_child() -> None:
 atexit.register(_drain_at_exit)
 if hasattr(os, "register_at_fork"):  # absent on Windows, which cannot fork
     os.register_at_fork(after_in_child=_reset_in_child)
+_drain_multiprocessing_children(running_child=True)
 
 
 # --- sinks ----------------------------------------------------------------------------
