@@ -18,6 +18,7 @@ import functools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -132,12 +133,45 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
 
 _warned: set[str] = set()
 
+_blamed_errors: weakref.WeakSet[BaseException] = weakref.WeakSet()
+"""Errors the adapter judged the endpoint's (see :meth:`OutgoingHttp._failed`): only these
+are retried. An exception's identity outlives the attempt that judged it, so the retry
+asks here rather than asking the adapter again without the request."""
+
+
+def _blames_endpoint(error: BaseException) -> bool:
+    """The retry's ``retry_on``: an attempt's error that counted against the endpoint."""
+    return error in _blamed_errors
+
 
 def _warn_once(topic: str, message: str, *args: object) -> None:
     """Log ``message`` the first time ``topic`` goes wrong in this process, not per request."""
     if topic not in _warned:
         _warned.add(topic)
         _logger.warning(message, *args)
+
+
+def caused_by(
+    error: BaseException, kinds: type[BaseException] | tuple[type[BaseException], ...]
+) -> bool:
+    """Whether ``error`` or anything it wraps is one of ``kinds``.
+
+    HTTP libraries wrap the error that says what happened (``ssl.SSLCertVerificationError``
+    inside urllib3's inside requests'): this follows ``__cause__``, ``__context__``,
+    urllib3's ``reason`` and a wrapped exception in ``args``, a few levels deep.
+    """
+    pending: list[object] = [error]
+    seen: set[int] = set()
+    while pending and len(seen) < 16:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        if isinstance(current, kinds):
+            return True
+        seen.add(id(current))
+        pending.extend((current.__cause__, current.__context__, getattr(current, "reason", None)))
+        pending.extend(current.args[:2])
+    return False
 
 
 def _suppressed(current: context.Context) -> bool:
@@ -220,20 +254,33 @@ class HttpRequest(NamedTuple):
     url: str
     headers: MutableMapping[str, str]
     replayable: bool
+    via_proxy: bool = False
+    """Sent through a proxy: a failure to connect is then the proxy's, not the endpoint's."""
 
 
 class HttpLibrary(Protocol[ResponseT_contra]):
     """What an adapter tells the core about its library.
 
-    ``transport_errors`` are the library's connection errors and timeouts: they count
-    against the endpoint and may be retried; any other exception from the library (an
-    invalid URL, say) is the caller's and counts as neither. ``rejection_error`` subclasses
-    both :class:`CircuitOpenError` and the library's own connection error.
+    ``transport_errors`` are the library's connection errors and timeouts: those that
+    :meth:`blames_endpoint` accepts count against the endpoint and may be retried; any
+    other exception from the library (an invalid URL, a certificate the caller's trust
+    store rejects) is the caller's, counts as neither and reaches the program untouched.
+    ``rejection_error`` subclasses both :class:`CircuitOpenError` and the library's own
+    connection error.
     """
 
     name: str
     transport_errors: tuple[type[BaseException], ...]
     rejection_error: type[CircuitOpenError]
+
+    def blames_endpoint(self, error: BaseException, request: HttpRequest) -> bool:
+        """Whether ``error``, one of ``transport_errors``, is evidence against the endpoint.
+
+        Asked only on failures. No when nothing proves the endpoint unhealthy: TLS
+        verification failed (the caller's trust configuration), the proxy failed (the
+        destination was never contacted), the client's own pool was exhausted.
+        """
+        ...
 
     def status_code(self, response: ResponseT_contra) -> int: ...
 
@@ -429,7 +476,7 @@ class OutgoingHttp(Generic[ResponseT]):
             key,
             self._retry_settings,
             breaker=breaker,
-            retry_on=library.transport_errors,
+            retry_on=(_blames_endpoint,),
             retry_on_result=self._worth_retrying,
             retry_after=lambda _error, response: (
                 None
@@ -575,8 +622,8 @@ class OutgoingHttp(Generic[ResponseT]):
             response = send(*args, **kwargs)
         except BaseException as error:
             context.detach(token)
-            self._failed(span, request.method, target, breaker, trial, admitted, error, started)
-            if retry is None or not isinstance(error, Exception):
+            blamed = self._failed(span, request, target, breaker, trial, admitted, error, started)
+            if retry is None or not blamed or not isinstance(error, Exception):
                 raise
             failure, response = error, None  # the retry starts outside this block: no chaining
         else:
@@ -625,8 +672,8 @@ class OutgoingHttp(Generic[ResponseT]):
             response = await send(*args, **kwargs)
         except BaseException as error:
             context.detach(token)
-            self._failed(span, request.method, target, breaker, trial, admitted, error, started)
-            if retry is None or not isinstance(error, Exception):
+            blamed = self._failed(span, request, target, breaker, trial, admitted, error, started)
+            if retry is None or not blamed or not isinstance(error, Exception):
                 raise
             failure, response = error, None  # the retry starts outside this block: no chaining
         else:
@@ -717,17 +764,31 @@ class OutgoingHttp(Generic[ResponseT]):
     def _failed(
         self,
         span: trace.Span,
-        method: str,
+        request: HttpRequest,
         target: _Target,
         breaker: CircuitBreaker | None,
         trial: int,
         admitted: float,
         error: BaseException,
         started: float,
-    ) -> None:
+    ) -> bool:
+        """Finish a failed attempt; whether the failure is the endpoint's (and retryable).
+
+        An error that is not the endpoint's counts as neither success nor failure, is not
+        retried and reaches the program as it was raised.
+        """
+        library = self.library
+        blamed = isinstance(error, library.transport_errors)
+        if blamed:
+            try:
+                blamed = library.blames_endpoint(error, request)
+            except Exception:  # fail-safe: an adapter's bug must not hide the program's error
+                blamed = True
+            if blamed:
+                _blamed_errors.add(error)
         if breaker is not None:
-            transport_failure = isinstance(error, self.library.transport_errors)
-            breaker._record_outcome(True if transport_failure else None, admitted, trial, error)
+            breaker._record_outcome(True if blamed else None, admitted, trial, error)
+        method = request.method
         error_type = type(error).__qualname__
         span.set_attribute("error.type", error_type)
         span.set_status(Status(StatusCode.ERROR, str(error)))
@@ -736,6 +797,7 @@ class OutgoingHttp(Generic[ResponseT]):
             {**target.endpoint.attributes(method), "error.type": error_type},
         )
         span.end()
+        return blamed
 
     def _answered(
         self,

@@ -82,6 +82,9 @@ class _Library:
     transport_errors: tuple[type[BaseException], ...] = (ConnectionError,)
     rejection_error: type[CircuitOpenError] = CircuitOpenError
 
+    def blames_endpoint(self, error: BaseException, request: HttpRequest) -> bool:
+        return True
+
     def status_code(self, response: str) -> int:
         return 200
 

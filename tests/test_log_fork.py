@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-
-from tests.instrumented_run import child_environment, run_instrumented
+from instrumented_run import child_environment, run_instrumented
 
 REPO = Path(__file__).resolve().parent.parent
 CHILDREN = 3

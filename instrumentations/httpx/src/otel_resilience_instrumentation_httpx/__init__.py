@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import ssl
 from collections.abc import Awaitable, Collection
 from typing import Any
 
+import httpcore
 import httpx
 import wrapt
 from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
@@ -43,12 +45,18 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.instrumentation.utils import unwrap
 
 from otel_resilience import CircuitOpenError
-from otel_resilience._http_client import HttpRequest, OutgoingHttp
+from otel_resilience._http_client import HttpRequest, OutgoingHttp, caused_by
 from otel_resilience_instrumentation_httpx.package import _instruments
 
 __all__ = ["HTTPXCircuitOpenError", "HTTPXClientInstrumentor"]
 
 _logger = logging.getLogger(__name__)
+
+_DIRECT_POOLS: tuple[type, ...] = (
+    httpcore.ConnectionPool,
+    httpcore.AsyncConnectionPool,
+    type(None),
+)
 
 
 class HTTPXCircuitOpenError(CircuitOpenError, httpx.ConnectError):
@@ -73,6 +81,18 @@ class _Httpx:
         httpx.ProxyError,
     )
     rejection_error: type[CircuitOpenError] = HTTPXCircuitOpenError
+
+    def blames_endpoint(self, error: BaseException, request: HttpRequest) -> bool:
+        """Not the endpoint's: the pool of the program's own client was exhausted
+        (``PoolTimeout``); the certificate failed verification against the caller's trust
+        store (a ``ConnectError`` caused by ``ssl.SSLCertVerificationError``, which covers
+        a host-name mismatch); the proxy failed (``ProxyError``, or the proxy could not be
+        reached: with a proxy, a connection is made to it, never to the endpoint)."""
+        if isinstance(error, (httpx.PoolTimeout, httpx.ProxyError)):
+            return False
+        if request.via_proxy and isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return False
+        return not caused_by(error, ssl.SSLCertVerificationError)
 
     def status_code(self, response: httpx.Response) -> int:
         return int(response.status_code)
@@ -99,11 +119,14 @@ def _protocol_version(http_version: str) -> str | None:
     return version if scheme.upper() == "HTTP" and version else None
 
 
-def _describe(request: httpx.Request) -> HttpRequest:
+def _describe(request: httpx.Request, transport: object) -> HttpRequest:
     # A ByteStream holds the whole body (and a streamed body that has been read is replaced
     # by one); any other stream may be consumed by the first attempt, so it is not replayed.
     replayable = isinstance(request.stream, httpx.ByteStream)
-    return HttpRequest(request.method, str(request.url), request.headers, replayable)
+    # A proxied transport's pool is httpcore's HTTPProxy or SOCKSProxy; a plain one's is
+    # exactly ConnectionPool (or AsyncConnectionPool).
+    via_proxy = type(getattr(transport, "_pool", None)) not in _DIRECT_POOLS
+    return HttpRequest(request.method, str(request.url), request.headers, replayable, via_proxy)
 
 
 class HTTPXClientInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -126,7 +149,7 @@ class HTTPXClientInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrapped: Any, instance: httpx.HTTPTransport, args: tuple[Any, ...], kwargs: Any
         ) -> httpx.Response:
             try:
-                request = _describe(args[0] if args else kwargs["request"])
+                request = _describe(args[0] if args else kwargs["request"], instance)
             except Exception:  # fail-safe: an unexpected call shape goes out uninstrumented
                 _logger.warning("httpx call not instrumented", exc_info=True)
                 return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
@@ -137,7 +160,7 @@ class HTTPXClientInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         ) -> Awaitable[httpx.Response]:
             # Not a coroutine: it hands over the one to await (see OutgoingHttp.call_async).
             try:
-                request = _describe(args[0] if args else kwargs["request"])
+                request = _describe(args[0] if args else kwargs["request"], instance)
             except Exception:  # fail-safe: an unexpected call shape goes out uninstrumented
                 _logger.warning("httpx call not instrumented", exc_info=True)
                 return wrapped(*args, **kwargs)  # type: ignore[no-any-return]

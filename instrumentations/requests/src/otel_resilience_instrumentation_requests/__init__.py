@@ -18,6 +18,7 @@ request. Everything it adds comes from the core's one outgoing-HTTP wrapper
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Collection, MutableMapping
 from typing import Any
 
@@ -29,7 +30,7 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.instrumentation.utils import unwrap
 
 from otel_resilience import CircuitOpenError
-from otel_resilience._http_client import HttpRequest, OutgoingHttp
+from otel_resilience._http_client import HttpRequest, OutgoingHttp, caused_by
 from otel_resilience_instrumentation_requests.package import _instruments
 
 __all__ = ["RequestsCircuitOpenError", "RequestsInstrumentor"]
@@ -38,7 +39,15 @@ _logger = logging.getLogger(__name__)
 
 
 class RequestsCircuitOpenError(CircuitOpenError, requests.exceptions.ConnectionError):
-    """The endpoint's circuit breaker rejected the request; nothing was sent."""
+    """The endpoint's circuit breaker rejected the request; nothing was sent.
+
+    ``request`` is the request that was not sent and ``response`` is ``None``, as on any
+    requests error raised before an answer (requests' own ``__init__``, which sets them,
+    does not run: see :class:`CircuitOpenError`).
+    """
+
+    request: requests.PreparedRequest | None = None
+    response: requests.Response | None = None
 
 
 _Headers = MutableMapping[str, str]
@@ -60,6 +69,17 @@ class _Requests:
         requests.exceptions.Timeout,
     )
     rejection_error: type[CircuitOpenError] = RequestsCircuitOpenError
+
+    def blames_endpoint(self, error: BaseException, request: HttpRequest) -> bool:
+        """Not the endpoint's: TLS verification failed against the caller's trust store
+        (``SSLError`` caused by ``ssl.SSLCertVerificationError``, host-name mismatches
+        included), or the proxy failed (``ProxyError``: the endpoint was never reached)."""
+        if isinstance(error, requests.exceptions.ProxyError):
+            return False
+        return not (
+            isinstance(error, requests.exceptions.SSLError)
+            and caused_by(error, ssl.SSLCertVerificationError)
+        )
 
     def status_code(self, response: requests.Response) -> int:
         return int(response.status_code)
@@ -112,7 +132,11 @@ class RequestsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             except Exception:  # fail-safe: an unexpected call shape goes out uninstrumented
                 _logger.warning("requests call not instrumented", exc_info=True)
                 return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
-            return outgoing.call(request, wrapped, args, kwargs)
+            try:
+                return outgoing.call(request, wrapped, args, kwargs)
+            except RequestsCircuitOpenError as rejected:
+                rejected.request = prepared  # as requests' own errors carry it
+                raise
 
         wrapt.wrap_function_wrapper("requests.sessions", "Session.send", send)
 
