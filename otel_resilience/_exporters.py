@@ -60,18 +60,23 @@ def _exporter_class(signal: Signal, name: str, settings: ExportSettings) -> Any:
     raise LookupError(f"no exporter named {name!r} is installed")
 
 
-def create_exporters(signal: Signal, settings: ExportSettings) -> list[Any]:
+def create_exporters(
+    signal: Signal, settings: ExportSettings, *, timeout: float | None = None
+) -> list[Any]:
     """Instantiate the push exporters chosen for ``signal``.
 
-    One exporter that cannot be created (a missing plugin, an upstream variable it rejects)
+    ``timeout`` (seconds, validated from ``OTEL_EXPORTER_OTLP_[<SIGNAL>_]TIMEOUT``) goes to
+    the OTLP exporters, which would otherwise parse those variables themselves. One
+    exporter that cannot be created (a missing plugin, an upstream variable it rejects)
     costs one warning and is left out; the others and the rest of the set-up go on.
     """
     exporters: list[Any] = []
     for name in settings.exporters[signal]:
         if name in READER_NAMES:
             continue
+        options = {"timeout": timeout} if name == "otlp" and timeout is not None else {}
         try:
-            exporters.append(_exporter_class(signal, name, settings)())
+            exporters.append(_exporter_class(signal, name, settings)(**options))
         except Exception as error:  # fail-safe: any exporter bug must not stop the program
             _logger.warning(
                 "The %s exporter %r could not be created (%s: %s); %s go on without it",

@@ -12,12 +12,55 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["BreakerPolicy", "ExceptionMatcher", "matches"]
+__all__ = ["MAX_WINDOW_SIZE", "BreakerPolicy", "ExceptionMatcher", "matches"]
 
 ExceptionMatcher = type[BaseException] | Callable[[BaseException], bool]
 """An exception type, or a predicate over the exception."""
 
 WindowKind = Literal["count", "time"]
+
+MAX_WINDOW_SIZE = 100_000
+"""The most calls (or seconds) a sliding window holds; a count window is allocated up front."""
+
+# Numeric fields by type, each with whether ``None`` is allowed (it turns a check off).
+_WHOLE_NUMBER_FIELDS = {
+    "consecutive_failures": True,
+    "window_size": False,
+    "minimum_calls": False,
+    "half_open_max_calls": False,
+}
+_NUMBER_FIELDS = {
+    "failure_rate_threshold": True,
+    "slow_call_rate_threshold": True,
+    "slow_call_duration": True,
+    "adaptive_slow_call_multiplier": False,
+    "recovery_timeout": False,
+    "recovery_backoff_multiplier": False,
+    "max_recovery_timeout": False,
+    "recovery_jitter": False,
+    "healthy_period": False,
+}
+
+
+def _type_problems(policy: BreakerPolicy) -> list[str]:
+    """Numeric fields of the wrong type, checked before the ranges.
+
+    A string would make the range checks raise ``TypeError``; a float window size, or
+    ``True`` (an ``int`` to Python), would pass them and fail only when a breaker is built
+    on the first call, far from the configuration that caused it.
+    """
+    problems: list[str] = []
+    for fields, kind, accepted in (
+        (_WHOLE_NUMBER_FIELDS, "a whole number", (int,)),
+        (_NUMBER_FIELDS, "a number", (int, float)),
+    ):
+        for name, optional in fields.items():
+            value = getattr(policy, name)
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, accepted):
+                problems.append(f"{name} must be {kind}, got {value!r}")
+    return problems
 
 
 def matches(matchers: tuple[ExceptionMatcher, ...], error: BaseException) -> bool:
@@ -81,7 +124,9 @@ class BreakerPolicy:
             raise ValueError("invalid BreakerPolicy: " + "; ".join(problems))
 
     def _problems(self) -> list[str]:
-        problems: list[str] = []
+        problems = _type_problems(self)
+        if problems:
+            return problems
 
         def positive(name: str, value: float, *, allow_zero: bool = False) -> None:
             if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
@@ -101,8 +146,10 @@ class BreakerPolicy:
         positive("adaptive_slow_call_multiplier", self.adaptive_slow_call_multiplier)
         if self.window_kind not in ("count", "time"):
             problems.append(f"window_kind must be 'count' or 'time', got {self.window_kind!r}")
-        if not 1 <= self.window_size <= 100_000:
-            problems.append(f"window_size must be from 1 to 100000, got {self.window_size}")
+        if not 1 <= self.window_size <= MAX_WINDOW_SIZE:
+            problems.append(
+                f"window_size must be from 1 to {MAX_WINDOW_SIZE}, got {self.window_size}"
+            )
         if self.minimum_calls < 1:
             problems.append(f"minimum_calls must be >= 1, got {self.minimum_calls}")
         if self.window_kind == "count" and self.minimum_calls > self.window_size:
@@ -151,5 +198,8 @@ class BreakerPolicy:
     def recovery_wait(self, consecutive_opens: int) -> float:
         """The open period before the ``consecutive_opens``-th trial, without jitter."""
         exponent = min(max(0, consecutive_opens - 1), 64)  # beyond that the cap has won
-        wait = self.recovery_timeout * self.recovery_backoff_multiplier**exponent
+        try:
+            wait = self.recovery_timeout * self.recovery_backoff_multiplier**exponent
+        except OverflowError:  # a large multiplier after many re-opens: past any cap
+            return self.max_recovery_timeout
         return min(self.max_recovery_timeout, wait)

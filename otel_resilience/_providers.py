@@ -4,13 +4,21 @@ This is the one place where the SDK is assembled. It is written to be called onc
 process by the configurator, never to raise for configuration reasons (each exporter or
 endpoint that cannot be set up costs one warning), and to leave the program's own logging
 configuration alone: it adds a handler for OTLP logs, it changes no level or format.
+
+The SDK's constructors read their own variables (``OTEL_BSP_*``, ``OTEL_BLRP_*``,
+``OTEL_METRIC_EXPORT_*``, OTLP timeouts, span limits) and raise on a value they reject,
+which would cost every signal. They get the values :mod:`config` validated instead, and
+the variables it rejected are hidden from them while they are built.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
+import os
 import uuid
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +38,7 @@ from otel_resilience._prometheus import PrometheusEndpoint, start_prometheus_end
 from otel_resilience._shutdown import BoundedShutdown
 from otel_resilience._version import __version__
 from otel_resilience._views import duration_views
-from otel_resilience.config import Settings
+from otel_resilience.config import BatchSettings, Settings
 from otel_resilience.health._exports import record_export_outcomes
 from otel_resilience.health._routes import install_health_routes
 from otel_resilience.metrics._otlp import RegistryMetricReader
@@ -87,9 +95,17 @@ def _metric_readers(
 ) -> tuple[list[MetricReader], PrometheusEndpoint | None]:
     # Push exporters get the registries' instruments in the same batches as the SDK's;
     # the Prometheus endpoint renders the registries itself (see _prometheus.py).
+    sdk = settings.sdk
     readers: list[MetricReader] = [
-        RegistryMetricReader(record_export_outcomes("metrics", exporter), resource)
-        for exporter in create_exporters("metrics", settings.export)
+        RegistryMetricReader(
+            record_export_outcomes("metrics", exporter),
+            resource,
+            export_interval_millis=sdk.metric_export_interval_millis,
+            export_timeout_millis=sdk.metric_export_timeout_millis,
+        )
+        for exporter in create_exporters(
+            "metrics", settings.export, timeout=sdk.otlp_timeouts["metrics"]
+        )
     ]
     endpoint = None
     if "prometheus" in settings.export.exporters["metrics"]:
@@ -125,6 +141,40 @@ def _health_endpoint(
     return server
 
 
+@contextlib.contextmanager
+def _hidden_from_the_sdk(names: Set[str]) -> Iterator[None]:
+    """Take ``names`` out of ``os.environ`` meanwhile, so the SDK uses its defaults for them.
+
+    Only variables whose values were rejected (and reported) are hidden, so in the usual
+    case nothing is touched; they are back before the program's own code runs.
+    """
+    hidden = {name: os.environ.pop(name) for name in names if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
+
+
+def _span_processor(exporter: Any, batch: BatchSettings) -> BatchSpanProcessor:
+    return BatchSpanProcessor(
+        exporter,
+        max_queue_size=batch.max_queue_size,
+        schedule_delay_millis=batch.schedule_delay_millis,
+        max_export_batch_size=batch.max_export_batch_size,
+        export_timeout_millis=batch.export_timeout_millis,
+    )
+
+
+def _log_processor(exporter: Any, batch: BatchSettings) -> BatchLogRecordProcessor:
+    return BatchLogRecordProcessor(
+        exporter,
+        schedule_delay_millis=batch.schedule_delay_millis,
+        max_export_batch_size=batch.max_export_batch_size,
+        export_timeout_millis=batch.export_timeout_millis,
+        max_queue_size=batch.max_queue_size,
+    )
+
+
 def install_providers(settings: Settings) -> InstalledTelemetry:
     """Create the providers, register them globally and arrange a bounded flush at exit."""
     global _installed  # noqa: PLW0603 - one installation per process is the point
@@ -134,27 +184,33 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
     resource = build_resource()
     shutdown = BoundedShutdown(settings.shutdown_timeout)
 
-    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    for span_exporter in create_exporters("traces", settings.export):
-        tracer_provider.add_span_processor(
-            BatchSpanProcessor(record_export_outcomes("traces", span_exporter))
+    sdk = settings.sdk
+    with _hidden_from_the_sdk(sdk.rejected_variables):
+        tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        for span_exporter in create_exporters(
+            "traces", settings.export, timeout=sdk.otlp_timeouts["traces"]
+        ):
+            tracer_provider.add_span_processor(
+                _span_processor(record_export_outcomes("traces", span_exporter), sdk.span_batch)
+            )
+
+        readers, prometheus = _metric_readers(settings, resource)
+        meter_provider = MeterProvider(
+            metric_readers=readers,
+            resource=resource,
+            views=duration_views(),
+            shutdown_on_exit=False,
         )
 
-    readers, prometheus = _metric_readers(settings, resource)
-    meter_provider = MeterProvider(
-        metric_readers=readers,
-        resource=resource,
-        views=duration_views(),
-        shutdown_on_exit=False,
-    )
-
-    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    log_exporters: list[Any] = [
-        record_export_outcomes("logs", log_exporter)
-        for log_exporter in create_exporters("logs", settings.export)
-    ]
-    for log_exporter in log_exporters:
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+        logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        log_exporters: list[Any] = [
+            record_export_outcomes("logs", log_exporter)
+            for log_exporter in create_exporters(
+                "logs", settings.export, timeout=sdk.otlp_timeouts["logs"]
+            )
+        ]
+        for log_exporter in log_exporters:
+            logger_provider.add_log_record_processor(_log_processor(log_exporter, sdk.log_batch))
 
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)

@@ -10,8 +10,15 @@ Two families are read:
 
 * ``OTEL_RESILIENCE_*``: ours, listed in :data:`RESILIENCE_VARIABLES`.
 * Upstream ``OTEL_*`` variables that keep their upstream meaning (exporter selection,
-  OTLP protocol, Prometheus host and port); they are validated the same way so that a
-  typo there is reported just as clearly.
+  OTLP protocol and timeouts, Prometheus host and port, the SDK's batch processor, metric
+  reader and span limit variables); they are validated the same way so that a typo there
+  is reported just as clearly, and costs only the piece it configures rather than all
+  telemetry (the SDK's own constructors raise on such values).
+
+Every duration has one documented maximum, :data:`MAX_SECONDS` (a day): a larger value,
+``inf`` included, is lowered to it with one warning. Beyond a day a wait means "forever"
+to a running program anyway, and values from about 9.2e9 s overflow the platform's
+timeouts (``OverflowError`` out of a sleep or a thread join, far from the variable).
 """
 
 from __future__ import annotations
@@ -22,19 +29,23 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
-from otel_resilience._policy import BreakerPolicy
+from otel_resilience._policy import MAX_WINDOW_SIZE, BreakerPolicy
 
 __all__ = [
+    "MAX_SECONDS",
     "RESILIENCE_VARIABLES",
+    "SDK_VARIABLES",
+    "BatchSettings",
     "ExportSettings",
     "HealthSettings",
     "RetrySettings",
+    "SdkSettings",
     "Settings",
     "Signal",
     "Variable",
@@ -52,6 +63,18 @@ SIGNALS: tuple[Signal, ...] = ("traces", "metrics", "logs")
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 
 
+MAX_SECONDS = 86_400.0
+"""The longest duration any variable accepts (one day); see the module documentation."""
+
+
+class _AboveMaximum(Exception):
+    """Raised by a parser whose value is valid but too large; ``maximum`` is used instead."""
+
+    def __init__(self, maximum: float) -> None:
+        super().__init__(maximum)
+        self.maximum = maximum
+
+
 @dataclass(frozen=True, slots=True)
 class Variable(Generic[T]):
     """One environment variable: how to parse it, its default, and how to document it."""
@@ -66,11 +89,28 @@ class Variable(Generic[T]):
 
     def read(self, environ: Mapping[str, str]) -> T:
         """Return the parsed value, or the default (with one warning) when it is invalid."""
+        return self.read_checked(environ)[0]
+
+    def read_checked(self, environ: Mapping[str, str]) -> tuple[T, bool]:
+        """:meth:`read`, and whether the value set (if any) was rejected.
+
+        A value above the parser's maximum is not rejected: the maximum is used, with one
+        warning, because the user's intent ("a long time") is clear.
+        """
         raw = environ.get(self.name)
         if raw is None or not raw.strip():
-            return self.default
+            return self.default, False
         try:
-            return self.parse(raw.strip())
+            return self.parse(raw.strip()), False
+        except _AboveMaximum as capped:
+            _logger.warning(
+                "%s=%r is above the maximum: expected %s; using %s",
+                self.name,
+                raw,
+                self.expected,
+                _render_number(capped.maximum),
+            )
+            return cast(T, capped.maximum), False
         except ValueError:
             _logger.warning(
                 "%s=%r is invalid: expected %s; using the default %s",
@@ -79,7 +119,7 @@ class Variable(Generic[T]):
                 self.expected,
                 _render_default(self.default),
             )
-            return self.default
+            return self.default, True
 
 
 def _render_default(value: object) -> str:
@@ -94,23 +134,47 @@ def _render_default(value: object) -> str:
     return str(value)
 
 
-def _parse_seconds(raw: str) -> float:
-    value = float(raw)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(raw)
+def _render_number(value: float) -> str:
+    """``86400`` rather than ``86400.0`` or ``8.64e+07`` in a message."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _bounded(value: float, *, maximum: float, minimum: float = 0.0, open_below: bool) -> float:
+    """``value`` checked against ``minimum`` (exclusive when ``open_below``) and ``maximum``.
+
+    NaN is invalid; anything above ``maximum``, infinity included, raises
+    :class:`_AboveMaximum` so that the caller uses the maximum.
+    """
+    if math.isnan(value) or value < minimum or (open_below and value == minimum):
+        raise ValueError(value)
+    if value > maximum:
+        raise _AboveMaximum(maximum)
     return value
+
+
+def _parse_seconds(raw: str) -> float:
+    return _bounded(float(raw), maximum=MAX_SECONDS, open_below=False)
 
 
 def _parse_positive_seconds(raw: str) -> float:
-    value = _parse_seconds(raw)
-    if value == 0:
-        raise ValueError(raw)
-    return value
+    return _bounded(float(raw), maximum=MAX_SECONDS, open_below=True)
+
+
+_SECONDS = f"seconds, at most {_render_number(MAX_SECONDS)}"
+_SECONDS_FROM_ZERO = f"a number of seconds from 0 to {_render_number(MAX_SECONDS)}"
+_POSITIVE_SECONDS = f"a number of seconds > 0, at most {_render_number(MAX_SECONDS)}"
 
 
 def _parse_count(raw: str) -> int:
     value = int(raw)
     if value < 1:
+        raise ValueError(raw)
+    return value
+
+
+def _parse_window_size(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= MAX_WINDOW_SIZE:
         raise ValueError(raw)
     return value
 
@@ -245,8 +309,8 @@ SHUTDOWN_TIMEOUT = Variable(
     name="OTEL_RESILIENCE_SHUTDOWN_TIMEOUT",
     default=1.0,
     parse=_parse_seconds,
-    type_name="seconds (float)",
-    expected="a number of seconds >= 0",
+    type_name=_SECONDS,
+    expected=_SECONDS_FROM_ZERO,
     meaning=(
         "The most a program's exit may wait for the last telemetry to be flushed, even when "
         "the collector is down or hangs; what is not sent by then is dropped with one warning. "
@@ -289,8 +353,8 @@ BREAKER_SLOW_CALL_DURATION = Variable(
     name=_BREAKER + "SLOW_CALL_DURATION",
     default=_BREAKER_DEFAULTS.slow_call_duration,
     parse=_parse_slow_call_duration,
-    type_name="seconds or `adaptive`",
-    expected="a number of seconds > 0, or adaptive",
+    type_name=f"{_SECONDS}, or `adaptive`",
+    expected=f"{_POSITIVE_SECONDS}, or adaptive",
     meaning=(
         "A call slower than this is slow; `adaptive` derives it from each endpoint's own "
         "latency (3 x its p99, see the README)."
@@ -309,9 +373,9 @@ BREAKER_WINDOW_KIND = Variable(
 BREAKER_WINDOW_SIZE = Variable(
     name=_BREAKER + "WINDOW_SIZE",
     default=_BREAKER_DEFAULTS.window_size,
-    parse=_parse_count,
-    type_name="integer",
-    expected="a whole number >= 1",
+    parse=_parse_window_size,
+    type_name=f"integer, at most {MAX_WINDOW_SIZE}",
+    expected=f"a whole number from 1 to {MAX_WINDOW_SIZE}",
     meaning="N: calls (count window) or seconds (time window).",
     invalid_example="100.5",
 )
@@ -337,8 +401,8 @@ BREAKER_RECOVERY_TIMEOUT = Variable(
     name=_BREAKER + "RECOVERY_TIMEOUT",
     default=_BREAKER_DEFAULTS.recovery_timeout,
     parse=_parse_seconds,
-    type_name="seconds",
-    expected="a number of seconds >= 0",
+    type_name=_SECONDS,
+    expected=_SECONDS_FROM_ZERO,
     meaning="First open period; each consecutive re-open doubles it.",
     invalid_example="10s",
 )
@@ -346,8 +410,8 @@ BREAKER_MAX_RECOVERY_TIMEOUT = Variable(
     name=_BREAKER + "MAX_RECOVERY_TIMEOUT",
     default=_BREAKER_DEFAULTS.max_recovery_timeout,
     parse=_parse_seconds,
-    type_name="seconds",
-    expected="a number of seconds >= 0",
+    type_name=_SECONDS,
+    expected=_SECONDS_FROM_ZERO,
     meaning="Cap on the open period.",
     invalid_example="forever",
 )
@@ -404,10 +468,129 @@ BREAKER_OVERRIDES: Variable[Mapping[str, Mapping[str, Any]]] = Variable(
     ),
     meaning=(
         "Per-endpoint policies: each pattern (as for `_EXCLUDED`) maps to `BreakerPolicy` "
-        "fields (rates as fractions) that replace the defaults above for matching endpoints."
+        "fields (rates as fractions, `null` for `none` or `adaptive`) that replace the "
+        "defaults above for matching endpoints. Each field is checked as its variable is; "
+        "an invalid one is reported and ignored, and the entry's other fields still apply."
     ),
     invalid_example="api.example.com=10",
 )
+
+
+# --- the fields an override may set, with the rules of the variables above ----------------
+# JSON has types, so each field also checks its type: a whole-number field rejects 2.5,
+# "3" and true; a number field rejects "10". Durations share MAX_SECONDS; rates are
+# fractions here (JSON numbers), where the variables take percentages.
+
+
+def _json_whole_number(value: object, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(value)
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(value)
+    return value
+
+
+def _json_number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(value)
+    return float(value)
+
+
+def _override_count(value: object) -> int:
+    return _json_whole_number(value, 1)
+
+
+def _override_optional_count(value: object) -> int | None:
+    return None if value is None else _override_count(value)
+
+
+def _override_window_size(value: object) -> int:
+    return _json_whole_number(value, 1, MAX_WINDOW_SIZE)
+
+
+def _override_window_kind(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return _parse_window_kind(value)
+
+
+def _override_optional_fraction(value: object) -> float | None:
+    if value is None:
+        return None
+    fraction = _json_number(value)
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(value)
+    return fraction
+
+
+def _override_slow_call_duration(value: object) -> float | None:
+    if value is None or (isinstance(value, str) and value.lower() == "adaptive"):
+        return None
+    return _bounded(_json_number(value), maximum=MAX_SECONDS, open_below=True)
+
+
+def _override_seconds(value: object) -> float:
+    return _bounded(_json_number(value), maximum=MAX_SECONDS, open_below=False)
+
+
+def _override_adaptive_multiplier(value: object) -> float:
+    multiplier = _json_number(value)
+    if not (math.isfinite(multiplier) and multiplier > 0):
+        raise ValueError(value)
+    return multiplier
+
+
+def _override_backoff_multiplier(value: object) -> float:
+    multiplier = _json_number(value)
+    if not (math.isfinite(multiplier) and multiplier >= 1):
+        raise ValueError(value)
+    return multiplier
+
+
+def _override_jitter(value: object) -> float:
+    jitter = _json_number(value)
+    if not 0.0 <= jitter < 1.0:
+        raise ValueError(value)
+    return jitter
+
+
+@dataclass(frozen=True, slots=True)
+class _OverrideField:
+    check: Callable[[object], object]
+    expected: str
+
+
+_COUNT = _OverrideField(_override_count, "a whole number >= 1")
+_SECONDS_FIELD = _OverrideField(_override_seconds, _SECONDS_FROM_ZERO)
+_RATE_FIELD = _OverrideField(_override_optional_fraction, "a fraction in (0, 1], or null")
+OVERRIDE_FIELDS: Mapping[str, _OverrideField] = {
+    "consecutive_failures": _OverrideField(
+        _override_optional_count, "a whole number >= 1, or null"
+    ),
+    "failure_rate_threshold": _RATE_FIELD,
+    "slow_call_rate_threshold": _RATE_FIELD,
+    "slow_call_duration": _OverrideField(
+        _override_slow_call_duration, f"{_POSITIVE_SECONDS}, or null for adaptive"
+    ),
+    "adaptive_slow_call_multiplier": _OverrideField(
+        _override_adaptive_multiplier, "a finite number > 0"
+    ),
+    "window_kind": _OverrideField(_override_window_kind, '"count" or "time"'),
+    "window_size": _OverrideField(_override_window_size, BREAKER_WINDOW_SIZE.expected),
+    "minimum_calls": _COUNT,
+    "half_open_max_calls": _COUNT,
+    "recovery_timeout": _SECONDS_FIELD,
+    "recovery_backoff_multiplier": _OverrideField(
+        _override_backoff_multiplier, "a finite number >= 1"
+    ),
+    "max_recovery_timeout": _SECONDS_FIELD,
+    "recovery_jitter": _OverrideField(_override_jitter, "a number in [0, 1)"),
+    "healthy_period": _SECONDS_FIELD,
+}
+"""The :class:`BreakerPolicy` fields ``OTEL_RESILIENCE_BREAKER_OVERRIDES`` may set.
+
+The others (exception matchers, the result predicate) are code, set through the API.
+"""
 
 RETRY_MAX_ATTEMPTS = Variable(
     name="OTEL_RESILIENCE_RETRY_MAX_ATTEMPTS",
@@ -422,8 +605,8 @@ RETRY_INITIAL_BACKOFF = Variable(
     name="OTEL_RESILIENCE_RETRY_INITIAL_BACKOFF",
     default=0.1,
     parse=_parse_seconds,
-    type_name="seconds",
-    expected="a number of seconds >= 0",
+    type_name=_SECONDS,
+    expected=_SECONDS_FROM_ZERO,
     meaning="Wait before the first retry (before jitter); it doubles with each retry.",
     invalid_example="100ms",
 )
@@ -431,8 +614,8 @@ RETRY_MAX_BACKOFF = Variable(
     name="OTEL_RESILIENCE_RETRY_MAX_BACKOFF",
     default=10.0,
     parse=_parse_seconds,
-    type_name="seconds",
-    expected="a number of seconds >= 0",
+    type_name=_SECONDS,
+    expected=_SECONDS_FROM_ZERO,
     meaning="Cap on one wait between retries.",
     invalid_example="-3",
 )
@@ -660,8 +843,8 @@ HEALTH_CHECK_TIMEOUT = Variable(
     name="OTEL_RESILIENCE_HEALTH_CHECK_TIMEOUT",
     default=2.0,
     parse=_parse_positive_seconds,
-    type_name="seconds",
-    expected="a positive number of seconds",
+    type_name=_SECONDS,
+    expected=_POSITIVE_SECONDS,
     meaning="How long one health check may take before it counts as failed.",
     invalid_example="-1",
 )
@@ -678,17 +861,22 @@ HEALTH_CRITICAL_BREAKERS: Variable[tuple[str, ...]] = Variable(
     invalid_example="local host",
 )
 
+INSTRUMENTATION_NAMES = ("httpx", "psycopg", "psycopg2", "pymysql", "redis", "requests", "sqlite3")
+"""Our instrumentations' names, installed or not: what ``OTEL_RESILIENCE_DISABLED`` takes."""
+
 DISABLED = Variable(
     name="OTEL_RESILIENCE_DISABLED",
     default=frozenset({"sqlite3"}),
     parse=_parse_name_list,
-    type_name="comma list of instrumentation names, or `*`",
-    expected="instrumentation names such as requests,httpx separated by commas, or *",
+    type_name="comma list of instrumentation names, `*` or `none`",
+    expected="instrumentation names such as requests,httpx separated by commas, * or none",
     meaning=(
-        "Instrumentations whose breakers and retries are turned off (`*`: all); their spans "
+        "Instrumentations whose breakers and retries are turned off (`*`: all, `none`: "
+        "none, SQLite's included); their spans "
         "and metrics stay. SQLite has no network, so it is in the default list; a value "
-        "replaces the default. To drop an instrumentation entirely, use the upstream "
-        "`OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`."
+        "replaces the default. An unknown name is reported and left out (a list of only "
+        "unknown names keeps the default). To drop an instrumentation entirely, use the "
+        "upstream `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`."
     ),
     invalid_example="requests;httpx",
 )
@@ -890,6 +1078,269 @@ class ExportSettings:
         )
 
 
+# --- the SDK's own variables ----------------------------------------------------------------
+# The SDK's constructors read these themselves and raise on a value they reject, which
+# cost every signal at once. Here they are validated like ours and the values passed to
+# the constructors, so that an invalid one falls back to its upstream default alone.
+
+MAX_MILLISECONDS = int(MAX_SECONDS * 1000)
+
+
+def _whole_milliseconds(raw: str, minimum: int) -> int:
+    """Whole milliseconds, as upstream parses these (with ``int``), up to the maximum."""
+    value = int(raw)
+    if value < minimum:
+        raise ValueError(raw)
+    if value > MAX_MILLISECONDS:
+        raise _AboveMaximum(MAX_MILLISECONDS)
+    return value
+
+
+def _parse_delay_milliseconds(raw: str) -> int:
+    return _whole_milliseconds(raw, 1)
+
+
+def _parse_timeout_milliseconds(raw: str) -> int:
+    return _whole_milliseconds(raw, 0)
+
+
+def _parse_positive_milliseconds(raw: str) -> float:
+    """A positive number of milliseconds, as upstream parses them (with ``float``)."""
+    return _bounded(float(raw), maximum=float(MAX_MILLISECONDS), open_below=True)
+
+
+def _parse_limit(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
+_DELAY_EXPECTED = f"a whole number of milliseconds > 0, at most {MAX_MILLISECONDS}"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    """A batch processor's options: spans (``OTEL_BSP_*``) or log records (``OTEL_BLRP_*``)."""
+
+    schedule_delay_millis: int = 5000
+    max_queue_size: int = 2048
+    max_export_batch_size: int = 512
+    export_timeout_millis: int = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchVariables:
+    schedule_delay: Variable[int]
+    max_queue_size: Variable[int]
+    max_export_batch_size: Variable[int]
+    export_timeout: Variable[int]
+
+    def __iter__(self) -> Iterator[Variable[int]]:
+        yield from (
+            self.schedule_delay,
+            self.max_queue_size,
+            self.max_export_batch_size,
+            self.export_timeout,
+        )
+
+    def read(self, environ: Mapping[str, str]) -> BatchSettings:
+        """The options; a batch larger than the queue is lowered to the queue's size.
+
+        Only a batch size the user set is reported: the default one exceeds a queue set
+        below 512, and the user asked for nothing wrong there.
+        """
+        queue = self.max_queue_size.read(environ)
+        batch, rejected = self.max_export_batch_size.read_checked(environ)
+        if batch > queue:
+            raw = environ.get(self.max_export_batch_size.name, "")
+            if raw.strip() and not rejected:
+                _logger.warning(
+                    "%s=%r exceeds the queue size %s (%s): expected at most the queue size; "
+                    "using %s",
+                    self.max_export_batch_size.name,
+                    raw,
+                    queue,
+                    self.max_queue_size.name,
+                    queue,
+                )
+            batch = queue
+        return BatchSettings(
+            schedule_delay_millis=self.schedule_delay.read(environ),
+            max_queue_size=queue,
+            max_export_batch_size=batch,
+            export_timeout_millis=self.export_timeout.read(environ),
+        )
+
+
+def _batch_variables(prefix: str, items: str, defaults: BatchSettings) -> _BatchVariables:
+    return _BatchVariables(
+        schedule_delay=Variable(
+            name=f"{prefix}_SCHEDULE_DELAY",
+            default=defaults.schedule_delay_millis,
+            parse=_parse_delay_milliseconds,
+            type_name="milliseconds",
+            expected=_DELAY_EXPECTED,
+            meaning=f"Delay between two exports of {items}.",
+            invalid_example="-1",
+        ),
+        max_queue_size=Variable(
+            name=f"{prefix}_MAX_QUEUE_SIZE",
+            default=defaults.max_queue_size,
+            parse=_parse_count,
+            type_name="integer",
+            expected="a whole number >= 1",
+            meaning=f"The most {items} waiting for export; more are dropped.",
+            invalid_example="0",
+        ),
+        max_export_batch_size=Variable(
+            name=f"{prefix}_MAX_EXPORT_BATCH_SIZE",
+            default=defaults.max_export_batch_size,
+            parse=_parse_count,
+            type_name="integer",
+            expected="a whole number >= 1",
+            meaning=f"The most {items} in one export.",
+            invalid_example="none",
+        ),
+        export_timeout=Variable(
+            name=f"{prefix}_EXPORT_TIMEOUT",
+            default=defaults.export_timeout_millis,
+            parse=_parse_timeout_milliseconds,
+            type_name="milliseconds",
+            expected=f"a whole number of milliseconds from 0 to {MAX_MILLISECONDS}",
+            meaning=f"How long one export of {items} may take.",
+            invalid_example="-5",
+        ),
+    )
+
+
+SPAN_BATCH = _batch_variables("OTEL_BSP", "spans", BatchSettings())
+LOG_BATCH = _batch_variables("OTEL_BLRP", "log records", BatchSettings(schedule_delay_millis=1000))
+
+METRIC_EXPORT_INTERVAL = Variable(
+    name="OTEL_METRIC_EXPORT_INTERVAL",
+    default=60_000.0,
+    parse=_parse_positive_milliseconds,
+    type_name="milliseconds",
+    expected=f"a number of milliseconds > 0, at most {MAX_MILLISECONDS}",
+    meaning="Time between two exports of the push metric exporters.",
+    invalid_example="0",
+)
+METRIC_EXPORT_TIMEOUT = Variable(
+    name="OTEL_METRIC_EXPORT_TIMEOUT",
+    default=30_000.0,
+    parse=_parse_positive_milliseconds,
+    type_name="milliseconds",
+    expected=f"a number of milliseconds > 0, at most {MAX_MILLISECONDS}",
+    meaning="How long one metric collection and export may take.",
+    invalid_example="-1",
+)
+
+
+def _otlp_timeout_variable(name: str, default: float) -> Variable[float]:
+    # Seconds, as the Python exporters read them (the specification says milliseconds).
+    return Variable(
+        name=name,
+        default=default,
+        parse=_parse_positive_seconds,
+        type_name="seconds",
+        expected=_POSITIVE_SECONDS,
+        meaning="How long one OTLP export may take.",
+        invalid_example="ten",
+    )
+
+
+OTLP_TIMEOUT = _otlp_timeout_variable("OTEL_EXPORTER_OTLP_TIMEOUT", 10.0)
+
+
+def _span_limit_variable(name: str, default: int | None) -> Variable[int | None]:
+    return Variable(
+        name=name,
+        default=default,
+        parse=_parse_limit,
+        type_name="integer",
+        expected="a whole number >= 0",
+        meaning="A limit on what one span records (see the SDK's SpanLimits).",
+        invalid_example="-1",
+    )
+
+
+# Read by the SDK's TracerProvider, which takes no value for them one by one: it is built
+# with the rejected ones hidden (see SdkSettings.rejected_variables).
+SPAN_LIMITS: tuple[Variable[int | None], ...] = (
+    *(
+        _span_limit_variable(name, 128)
+        for name in (
+            "OTEL_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+            "OTEL_SPAN_EVENT_COUNT_LIMIT",
+            "OTEL_SPAN_LINK_COUNT_LIMIT",
+        )
+    ),
+    _span_limit_variable("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", None),
+    _span_limit_variable("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", None),
+)
+
+SDK_VARIABLES: tuple[Variable[Any], ...] = (
+    *SPAN_BATCH,
+    *LOG_BATCH,
+    METRIC_EXPORT_INTERVAL,
+    METRIC_EXPORT_TIMEOUT,
+    OTLP_TIMEOUT,
+    *(
+        _otlp_timeout_variable(f"OTEL_EXPORTER_OTLP_{signal.upper()}_TIMEOUT", 10.0)
+        for signal in SIGNALS
+    ),
+    *SPAN_LIMITS,
+)
+"""The SDK variables we validate, upstream meaning and defaults kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class SdkSettings:
+    """The SDK's batch processors, metric reader and OTLP timeouts, read once like ours.
+
+    ``rejected_variables`` are the SDK variables whose values were rejected: the SDK
+    reads some of them itself even when given a value (span limits in ``TracerProvider``,
+    a signal's timeout in the gRPC exporters), so it is built with them hidden and falls
+    back to its own defaults for them alone.
+    """
+
+    span_batch: BatchSettings = BatchSettings()
+    log_batch: BatchSettings = BatchSettings(schedule_delay_millis=1000)
+    metric_export_interval_millis: float = 60_000.0
+    metric_export_timeout_millis: float = 30_000.0
+    otlp_timeouts: Mapping[Signal, float] = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(SIGNALS, 10.0)
+    )
+    rejected_variables: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> SdkSettings:
+        rejected = {variable.name for variable in SPAN_LIMITS if variable.read_checked(environ)[1]}
+        general_timeout, general_rejected = OTLP_TIMEOUT.read_checked(environ)
+        timeouts: dict[Signal, float] = {}
+        for signal in SIGNALS:
+            variable = _otlp_timeout_variable(
+                f"OTEL_EXPORTER_OTLP_{signal.upper()}_TIMEOUT", general_timeout
+            )
+            timeouts[signal], signal_rejected = variable.read_checked(environ)
+            if signal_rejected:
+                rejected.add(variable.name)
+        if general_rejected:
+            rejected.add(OTLP_TIMEOUT.name)
+        return cls(
+            span_batch=SPAN_BATCH.read(environ),
+            log_batch=LOG_BATCH.read(environ),
+            metric_export_interval_millis=METRIC_EXPORT_INTERVAL.read(environ),
+            metric_export_timeout_millis=METRIC_EXPORT_TIMEOUT.read(environ),
+            otlp_timeouts=timeouts,
+            rejected_variables=frozenset(rejected),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
     """How instrumentations retry by default (see :class:`otel_resilience.Retry`).
@@ -930,23 +1381,123 @@ def _breaker_policy(environ: Mapping[str, str]) -> BreakerPolicy:
         return _BREAKER_DEFAULTS
 
 
+_IGNORED = object()
+"""What :func:`_override_field` returns for a field it reported and left out."""
+
+
 def _breaker_overrides(
     environ: Mapping[str, str], policy: BreakerPolicy
 ) -> dict[str, BreakerPolicy]:
-    """Per-endpoint policies; one entry that does not make a valid policy is left out."""
+    """Per-endpoint policies, each field checked by the rules of its variable.
+
+    An invalid field costs one warning and is ignored, as an invalid variable is: the
+    entry's other fields still apply, over the configured policy. An entry whose fields
+    contradict each other, or whose pattern could never match, is left out whole.
+    """
     overrides: dict[str, BreakerPolicy] = {}
     for pattern, fields in BREAKER_OVERRIDES.read(environ).items():
-        try:
-            overrides[pattern] = dataclasses.replace(policy, **fields)
-        except (TypeError, ValueError) as error:
+        if not pattern.strip() or any(character.isspace() for character in pattern):
             _logger.warning(
-                "%s entry %r is invalid (%s): expected BreakerPolicy fields with valid values; "
+                "%s entry %r is invalid: expected a host or endpoint pattern without spaces; "
                 "that entry is left out",
+                BREAKER_OVERRIDES.name,
+                pattern,
+            )
+            continue
+        accepted: dict[str, Any] = {}
+        for name, raw in fields.items():
+            value = _override_field(pattern, name, raw)
+            if value is not _IGNORED:
+                accepted[name] = value
+        if not accepted:
+            continue  # every field was reported; the configured policy applies
+        try:
+            overrides[pattern] = dataclasses.replace(policy, **accepted)
+        except ValueError as error:
+            _logger.warning(
+                "%s entry %r does not fit together (%s); that entry is left out",
                 BREAKER_OVERRIDES.name,
                 pattern,
                 error,
             )
     return overrides
+
+
+def _override_field(pattern: str, name: str, value: object) -> object:
+    """The checked value of one override field, or :data:`_IGNORED` after one warning."""
+    field = OVERRIDE_FIELDS.get(name)
+    if field is None:
+        _logger.warning(
+            "%s entry %r sets unknown field %r: expected one of %s; that field is ignored",
+            BREAKER_OVERRIDES.name,
+            pattern,
+            name,
+            ", ".join(OVERRIDE_FIELDS),
+        )
+        return _IGNORED
+    try:
+        return field.check(value)
+    except _AboveMaximum as capped:
+        _logger.warning(
+            "%s entry %r: %s=%s is above the maximum: expected %s; using %s",
+            BREAKER_OVERRIDES.name,
+            pattern,
+            name,
+            json.dumps(value),
+            field.expected,
+            _render_number(capped.maximum),
+        )
+        return capped.maximum
+    except ValueError:
+        _logger.warning(
+            "%s entry %r: %s=%s is invalid: expected %s; that field is ignored",
+            BREAKER_OVERRIDES.name,
+            pattern,
+            name,
+            json.dumps(value),
+            field.expected,
+        )
+        return _IGNORED
+
+
+def known_instrumentation_names() -> tuple[str, ...]:
+    """Names ``OTEL_RESILIENCE_DISABLED`` accepts: ours, plus every installed instrumentor.
+
+    Installed instrumentors are found through the launcher's ``opentelemetry_instrumentor``
+    entry-point group, so that an adapter someone else built on our core can be named too.
+    """
+    installed = {entry.name for entry in entry_points(group="opentelemetry_instrumentor")}
+    return tuple(sorted(installed.union(INSTRUMENTATION_NAMES)))
+
+
+def _resilience_disabled(environ: Mapping[str, str]) -> frozenset[str]:
+    """``OTEL_RESILIENCE_DISABLED``, keeping the known names of a list with a typo in it.
+
+    A misspelt name would otherwise turn nothing off and, since a value replaces the
+    default list, silently turn SQLite's breakers on; so it is reported and left out, and
+    a list with no known name at all keeps the default.
+    """
+    names = DISABLED.read(environ)
+    if names == {"none"}:
+        return frozenset()
+    if names.issubset(INSTRUMENTATION_NAMES) or names == {"*"}:
+        return names  # the usual case, without looking up entry points
+    known = known_instrumentation_names()
+    unknown = sorted(name for name in names if name != "*" and name not in known)
+    if not unknown:
+        return names
+    valid = names.difference(unknown)
+    _logger.warning(
+        "%s=%r names unknown instrumentation(s) %s: expected a comma list of %s, * or none; %s",
+        DISABLED.name,
+        environ.get(DISABLED.name),
+        ", ".join(unknown),
+        ", ".join(known),
+        f"using {_render_default(valid)}"
+        if valid
+        else f"using the default {_render_default(DISABLED.default)}",
+    )
+    return valid or DISABLED.default
 
 
 def _retry_settings(environ: Mapping[str, str]) -> RetrySettings:
@@ -1060,6 +1611,7 @@ class Settings:
     logs: LogSettings = LogSettings()
     health: HealthSettings = HealthSettings()
     metrics_cardinality_limit: int = 2000
+    sdk: SdkSettings = SdkSettings()
 
     def resilience_enabled(self, instrumentation: str) -> bool:
         """Whether ``instrumentation`` (e.g. ``"requests"``) gets breakers and retries."""
@@ -1080,12 +1632,13 @@ class Settings:
             breaker_excluded=BREAKER_EXCLUDED.read(source),
             max_breakers=BREAKER_MAX_BREAKERS.read(source),
             retry=_retry_settings(source),
-            resilience_disabled=DISABLED.read(source),
+            resilience_disabled=_resilience_disabled(source),
             db_retry_read_only=DB_RETRY_READ_ONLY.read(source),
             redis_retry_read_only=REDIS_RETRY_READ_ONLY.read(source),
             logs=LogSettings.from_environment(source),
             health=HealthSettings.from_environment(source),
             metrics_cardinality_limit=METRICS_CARDINALITY_LIMIT.read(source),
+            sdk=SdkSettings.from_environment(source),
         )
 
 

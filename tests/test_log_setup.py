@@ -18,7 +18,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from otlp_receiver import OtlpReceiver
 
 from otel_resilience import logs
+from otel_resilience.config import LogSettings
 from otel_resilience.logs._fast_record import FastLogRecord
+from otel_resilience.logs._setup import LogFileError, configure_from_settings
 
 
 @pytest.fixture(autouse=True)
@@ -126,6 +128,47 @@ def test_the_file_output_is_written_by_the_background_writer(tmp_path: Path) -> 
     setup.close()  # writes out what is queued
     messages = [json.loads(line)["message"] for line in path.read_text().splitlines()]
     assert messages == [f"record {number}" for number in range(500)]
+
+
+def test_a_log_file_that_cannot_be_opened_installs_nothing(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    handlers, threads = list(root.handlers), threading.active_count()
+    with pytest.raises(LogFileError, match="cannot open the log file") as raised:
+        logs.configure(format="json", outputs=["console", "file"], file=str(tmp_path))
+    assert isinstance(raised.value, OSError)  # what a caller of open() already catches
+    assert raised.value.path == str(tmp_path)
+    assert root.handlers == handlers
+    assert threading.active_count() == threads  # no background writer was started
+    assert logs.current_setup() is None
+
+
+def test_the_launcher_path_reports_an_unopenable_log_file_and_keeps_the_console(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = LogSettings(
+        format="json",
+        outputs=("console", "file"),
+        file=str(tmp_path / "missing" / "app.log"),
+        non_blocking=False,
+        level="INFO",
+    )
+    with caplog.at_level(logging.WARNING, logger="otel_resilience"):
+        setup = configure_from_settings(settings, "checkout")
+    assert setup is not None
+    assert [type(handler).__name__ for handler in setup.handlers] == ["_SinkHandler"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.name.startswith("otel_resilience")]
+    assert warning.startswith(f"OTEL_RESILIENCE_LOG_FILE={settings.file!r} cannot be opened")
+    assert "FileNotFoundError" in warning
+    assert logging.getLogger().level == logging.INFO  # the rest of the settings applied
+
+
+def test_the_launcher_path_with_only_an_unopenable_file_still_sets_the_level(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = LogSettings(format="human", outputs=("file",), file=str(tmp_path), level="ERROR")
+    assert configure_from_settings(settings, None) is None
+    assert logging.getLogger().level == logging.ERROR
+    assert "the file output is left out" in caplog.records[-1].getMessage()
 
 
 def test_bad_arguments_get_clear_errors() -> None:

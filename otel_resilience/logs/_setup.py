@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import IO, Final, Literal
 
 from otel_resilience._log_bridge import keep_basic_config_working, keep_logging_config_working
-from otel_resilience.config import LogSettings
+from otel_resilience.config import LOG_FILE, LogSettings
 from otel_resilience.logs._async_handler import (
     FileSink,
     NonBlockingHandler,
@@ -43,6 +43,7 @@ from otel_resilience.metrics._registry import resilience_registry
 __all__ = [
     "LEAN_RECORD_SETTINGS",
     "OUR_HANDLER_MARK",
+    "LogFileError",
     "LoggingSetup",
     "configure",
     "configure_from_settings",
@@ -53,6 +54,18 @@ __all__ = [
 
 Format = Literal["json", "human"]
 Output = Literal["console", "file", "memory"]
+
+
+_logger = logging.getLogger(__name__)
+
+
+class LogFileError(OSError):
+    """The log file could not be opened; ``reason`` is the operating system's error."""
+
+    def __init__(self, path: str, error: OSError) -> None:
+        super().__init__(error.errno, f"cannot open the log file {path!r}: {error}")
+        self.path = path
+        self.reason = f"{type(error).__name__}: {error.strerror or error}"
 
 
 OUR_HANDLER_MARK = "_otel_resilience_handler"
@@ -238,6 +251,9 @@ def configure(
     where ``logging`` still has its default record factory: the same attributes with the
     same values as ``LogRecord``, about 1 µs sooner (a third of the standard record's own
     cost). A program's own record factory is left in place.
+
+    A ``file`` that cannot be opened raises :class:`LogFileError` (an ``OSError``) before
+    anything is installed.
     """
     global _current
     install_trace_level()
@@ -249,19 +265,25 @@ def configure(
         raise ValueError("the file output needs file=<path>")
     handlers: list[logging.Handler] = []
     memory = None
+    # The file is opened first: if it cannot be, nothing has been started yet.
+    file_sink = None
+    if "file" in chosen and file:
+        try:
+            file_sink = FileSink(
+                file,
+                max_bytes=file_max_bytes,
+                backup_count=file_backup_count,
+                when=file_rotate_when,
+            )
+        except OSError as error:
+            raise LogFileError(file, error) from error
     if "console" in chosen:
         console = stream if stream is not None else sys.stderr
         formatter = _formatter(format, service_name, redact, console)
         handlers.append(_writer(StreamSink(console), formatter, non_blocking, queue_size))
-    if "file" in chosen and file:
-        sink = FileSink(
-            file,
-            max_bytes=file_max_bytes,
-            backup_count=file_backup_count,
-            when=file_rotate_when,
-        )
+    if file_sink is not None:
         formatter = _formatter(format, service_name, redact, None)
-        handlers.append(_writer(sink, formatter, non_blocking, queue_size))
+        handlers.append(_writer(file_sink, formatter, non_blocking, queue_size))
     if "memory" in chosen:
         memory = RingBufferHandler(memory_capacity, context_provider=bound)
         memory.setFormatter(_formatter(format, service_name, redact, None))
@@ -289,16 +311,42 @@ def configure(
 
 
 def configure_from_settings(settings: LogSettings, service_name: str | None) -> LoggingSetup | None:
-    """The launcher's path: ``OTEL_RESILIENCE_LOG_*`` as parsed by :mod:`config`."""
-    if settings.format == "none":
-        if settings.level is not None:
-            install_trace_level()
-            logging.getLogger().setLevel(_level_number(settings.level))
-        return None
+    """The launcher's path: ``OTEL_RESILIENCE_LOG_*`` as parsed by :mod:`config`.
+
+    A log file that cannot be opened (a directory, a missing or read-only directory) costs
+    one warning naming ``OTEL_RESILIENCE_LOG_FILE`` and the error; the other outputs asked
+    for are set up without it, as a bad value of any other variable costs only its piece.
+    """
     every: tuple[Output, ...] = ("console", "file", "memory")
     outputs: Sequence[Output] = tuple(name for name in every if name in settings.outputs)
+    if settings.format != "none" and outputs:
+        try:
+            return _configure_outputs(settings, outputs, service_name)
+        except LogFileError as error:
+            outputs = tuple(name for name in outputs if name != "file")
+            _logger.warning(
+                "%s=%r cannot be opened (%s): expected a writable file path; %s",
+                LOG_FILE.name,
+                error.path,
+                error.reason,
+                f"logging goes on to {', '.join(outputs)} without the file"
+                if outputs
+                else "the file output is left out",
+            )
+            if outputs:
+                return _configure_outputs(settings, outputs, service_name)
+    if settings.level is not None:
+        install_trace_level()
+        logging.getLogger().setLevel(_level_number(settings.level))
+    return None
+
+
+def _configure_outputs(
+    settings: LogSettings, outputs: Sequence[Output], service_name: str | None
+) -> LoggingSetup:
+    format: Format = "json" if settings.format == "json" else "human"
     return configure(
-        format=settings.format,
+        format=format,
         level=settings.level,
         outputs=outputs,
         file=settings.file,
