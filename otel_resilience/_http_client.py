@@ -14,6 +14,7 @@ suppressed (the OTLP exporters' own, for instance) pass straight through.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import threading
@@ -132,6 +133,43 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
 
 
 _warned: set[str] = set()
+
+
+class _HeldVerdict:
+    """A failed attempt's breaker verdict, held until its retry decides what it was.
+
+    The breaker judges logical calls, not attempts: a call retried to exhaustion is one
+    failure, and one that succeeds on a retry is one success (its failed attempts stay
+    visible as spans and in the duration histogram). An attempt cannot know, when it
+    fails, whether a retry follows (the budget, the deadline or ``Retry-After`` may stop
+    it), so its verdict waits here: the retry's hook settles it as neither when it retries,
+    the call settles it as a failure when the retry gives up. A half-open trial is never
+    held: a probe's failure re-opens the breaker at once.
+    """
+
+    __slots__ = ("admitted", "breaker", "error")
+
+    def __init__(self) -> None:
+        self.breaker: CircuitBreaker | None = None
+        self.admitted = 0.0
+        self.error: BaseException | None = None
+
+    def hold(self, breaker: CircuitBreaker, admitted: float, error: BaseException | None) -> None:
+        self.settle(None)  # never two held at once: an earlier one was retried past
+        self.breaker, self.admitted, self.error = breaker, admitted, error
+
+    def settle(self, failed: bool | None) -> None:
+        """Tell the breaker, once: ``True`` the call failed, ``None`` it was retried past."""
+        breaker = self.breaker
+        if breaker is not None:
+            self.breaker = None
+            breaker._record_outcome(failed, self.admitted, 0, self.error)
+
+
+_held_verdict: contextvars.ContextVar[_HeldVerdict | None] = contextvars.ContextVar(
+    "otel_resilience.http.held_verdict", default=None
+)
+"""The verdict of the retried call in progress, set only while a retry runs."""
 
 _blamed_errors: weakref.WeakSet[BaseException] = weakref.WeakSet()
 """Errors the adapter judged the endpoint's (see :meth:`OutgoingHttp._failed`): only these
@@ -496,7 +534,12 @@ class OutgoingHttp(Generic[ResponseT]):
         return is_failure_status(self.library.status_code(response))
 
     def _discard_retried(self, details: RetryDetails) -> Awaitable[None] | None:
-        """Retry hook: release the response being retried past (async: awaited by Retry)."""
+        """Retry hook, run when a retry is decided: the attempt retried past counts as
+        neither (see :class:`_HeldVerdict`), and its response, if any, is released (async:
+        awaited by Retry)."""
+        held = _held_verdict.get()
+        if held is not None:
+            held.settle(None)
         return None if details.result is None else self.library.discard(details.result)
 
     # --- sending ----------------------------------------------------------------------------
@@ -622,31 +665,49 @@ class OutgoingHttp(Generic[ResponseT]):
             response = send(*args, **kwargs)
         except BaseException as error:
             context.detach(token)
-            blamed = self._failed(span, request, target, breaker, trial, admitted, error, started)
+            blamed = self._failed(
+                span, request, target, breaker, trial, admitted, error, started, retry is not None
+            )
             if retry is None or not blamed or not isinstance(error, Exception):
                 raise
             failure, response = error, None  # the retry starts outside this block: no chaining
         else:
             context.detach(token)
             failed = self._answered(
-                span, request.method, target, breaker, trial, admitted, response, started
+                span,
+                request.method,
+                target,
+                breaker,
+                trial,
+                admitted,
+                response,
+                started,
+                retry is not None,
             )
             if retry is None or not failed:
                 return response
+        held = _HeldVerdict()
+        if breaker is not None and not trial:  # the first attempt's verdict, deferred
+            held.hold(breaker, admitted, failure)
         run = retry.begin(began)
-        return retry.resume(
-            run,
-            failure,
-            response,
-            self._attempt,
-            request,
-            target,
-            breaker,
-            None,
-            send,
-            args,
-            kwargs,
-        )
+        verdict_token = _held_verdict.set(held)
+        try:
+            return retry.resume(
+                run,
+                failure,
+                response,
+                self._attempt,
+                request,
+                target,
+                breaker,
+                None,
+                send,
+                args,
+                kwargs,
+            )
+        finally:
+            _held_verdict.reset(verdict_token)
+            held.settle(True)  # still held: the retry gave up on it
 
     async def _attempt_async(
         self,
@@ -672,31 +733,49 @@ class OutgoingHttp(Generic[ResponseT]):
             response = await send(*args, **kwargs)
         except BaseException as error:
             context.detach(token)
-            blamed = self._failed(span, request, target, breaker, trial, admitted, error, started)
+            blamed = self._failed(
+                span, request, target, breaker, trial, admitted, error, started, retry is not None
+            )
             if retry is None or not blamed or not isinstance(error, Exception):
                 raise
             failure, response = error, None  # the retry starts outside this block: no chaining
         else:
             context.detach(token)
             failed = self._answered(
-                span, request.method, target, breaker, trial, admitted, response, started
+                span,
+                request.method,
+                target,
+                breaker,
+                trial,
+                admitted,
+                response,
+                started,
+                retry is not None,
             )
             if retry is None or not failed:
                 return response
+        held = _HeldVerdict()
+        if breaker is not None and not trial:  # the first attempt's verdict, deferred
+            held.hold(breaker, admitted, failure)
         run = retry.begin(began)
-        return await retry.resume_async(
-            run,
-            failure,
-            response,
-            self._attempt_async,
-            request,
-            target,
-            breaker,
-            None,
-            send,
-            args,
-            kwargs,
-        )
+        verdict_token = _held_verdict.set(held)
+        try:
+            return await retry.resume_async(
+                run,
+                failure,
+                response,
+                self._attempt_async,
+                request,
+                target,
+                breaker,
+                None,
+                send,
+                args,
+                kwargs,
+            )
+        finally:
+            _held_verdict.reset(verdict_token)
+            held.settle(True)  # still held: the retry gave up on it
 
     def _begin(
         self,
@@ -771,11 +850,15 @@ class OutgoingHttp(Generic[ResponseT]):
         admitted: float,
         error: BaseException,
         started: float,
+        defer: bool,
     ) -> bool:
         """Finish a failed attempt; whether the failure is the endpoint's (and retryable).
 
         An error that is not the endpoint's counts as neither success nor failure, is not
-        retried and reaches the program as it was raised.
+        retried and reaches the program as it was raised. The breaker's verdict on an
+        endpoint failure waits for the retry (see :class:`_HeldVerdict`): in the retry's
+        held verdict, or with ``defer`` (the first attempt, before a retry runs) left to
+        the caller to hold.
         """
         library = self.library
         blamed = isinstance(error, library.transport_errors)
@@ -787,7 +870,11 @@ class OutgoingHttp(Generic[ResponseT]):
             if blamed:
                 _blamed_errors.add(error)
         if breaker is not None:
-            breaker._record_outcome(True if blamed else None, admitted, trial, error)
+            held = None if defer or not blamed or trial else _held_verdict.get()
+            if held is not None:
+                held.hold(breaker, admitted, error)
+            elif not (defer and blamed and not trial):  # deferred: the caller holds it
+                breaker._record_outcome(True if blamed else None, admitted, trial, error)
         method = request.method
         error_type = type(error).__qualname__
         span.set_attribute("error.type", error_type)
@@ -809,11 +896,12 @@ class OutgoingHttp(Generic[ResponseT]):
         admitted: float,
         response: ResponseT,
         started: float,
+        defer: bool,
     ) -> bool:
         """Finish the attempt's span and metrics; whether the response counts as a failure.
 
         The breaker is told what :meth:`CallPermit.record` would tell it: a success through
-        a closed breaker takes its lock-free path.
+        a closed breaker takes its lock-free path. A failure waits as for :meth:`_failed`.
         """
         library = self.library
         status = library.status_code(response)
@@ -822,7 +910,11 @@ class OutgoingHttp(Generic[ResponseT]):
             if not failed and not trial and breaker._fast:
                 breaker._record_fast_success(admitted)
             else:
-                breaker._record_outcome(failed, admitted, trial, None)
+                held = None if defer or not failed or trial else _held_verdict.get()
+                if held is not None:
+                    held.hold(breaker, admitted, None)
+                elif not (defer and failed and not trial):  # deferred: the caller holds it
+                    breaker._record_outcome(failed, admitted, trial, None)
                 if failed:
                     wait = retry_after_seconds(library.header(response, "Retry-After"))
                     if wait is not None:

@@ -2,7 +2,8 @@
 
 Paths: ``/ok`` (200), ``/status/<code>``, ``/retry-after/<seconds>`` (429 with
 ``Retry-After``), ``/slow/<milliseconds>`` (200 after a delay), ``/drop`` (closes the
-connection without answering). Every request is recorded with its method, path and headers,
+connection without answering), ``/flaky/<key>/<n>`` (503 for the first ``n`` requests with
+that key, 200 after). Every request is recorded with its method, path and headers,
 so a test can tell whether a request reached the server at all.
 """
 
@@ -48,6 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts[0] == "retry-after":  # percent-encoded, so that any value can be sent
             status = 429
             headers["Retry-After"] = unquote(parts[1], encoding="latin-1")
+        elif parts[0] == "flaky":
+            status = 503 if self.server.count(parts[1]) <= int(parts[2]) else 200
         elif parts[0] == "slow":
             time.sleep(int(parts[1]) / 1000)
             status = 200
@@ -73,7 +76,14 @@ class _Server(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.received: list[ReceivedHttpRequest] = []
+        self.counts: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def count(self, key: str) -> int:
+        """How many requests have asked for ``key``, this one included."""
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+            return self.counts[key]
 
     def record(self, request: ReceivedHttpRequest) -> None:
         with self._lock:
