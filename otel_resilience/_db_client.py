@@ -194,6 +194,11 @@ class OutgoingDb:
             retry_read_only=retry_read_only if given is None else given,
         )
 
+    @property
+    def resilience(self) -> bool:
+        """Whether breakers and retries are on for this driver (``OTEL_RESILIENCE_DISABLED``)."""
+        return self._resilience
+
     # --- per endpoint -----------------------------------------------------------------------
 
     def _breaker(self, key: str) -> CircuitBreaker | None:

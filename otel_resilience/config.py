@@ -659,7 +659,8 @@ REDIS_RETRY_READ_ONLY = Variable(
     expected="true or false",
     meaning=(
         "Retry read-only Redis commands (`GET`, `HGETALL`...) on a connection error or "
-        "timeout; redis-py reconnects for the retry. Writes are never retried."
+        "timeout; redis-py reconnects for the retry. Writes are never sent twice, by us or "
+        "by redis-py's own retry."
     ),
     invalid_example="1",
 )

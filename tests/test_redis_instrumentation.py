@@ -2,8 +2,9 @@
 
 Clients are built without redis-py's own retries (``NO_RETRY``, what ``retry=None`` gives):
 redis-py 6+ retries every command by default (8.1: up to 10 times, with backoff), which
-would hide what this distribution does (a dead server would take seconds per command, and
-a write would be sent again by redis-py).
+would hide what this distribution does (a dead server would take seconds per command).
+How the instrumentation stops redis-py from sending a write twice is in test_redis_retry.py,
+and what it keeps out of telemetry in test_redis_secrets.py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
 from instrumentation_harness import Instrumented
 from instrumentation_harness import instrument as instrument_with
 from instrumented_run import run_instrumented
@@ -377,6 +380,15 @@ def test_uninstrument_restores_the_originals_exactly() -> None:
         (redis.asyncio.client.Redis, "execute_command"),
         (redis.asyncio.client.Pipeline, "immediate_execute_command"),
         (redis.asyncio.client.Pipeline, "execute"),
+        # so that redis-py sends a write at most once
+        (redis.retry.Retry, "call_with_retry"),
+        (redis.asyncio.retry.Retry, "call_with_retry"),
+        (redis.client.Redis, "_send_command_parse_response"),
+        (redis.client.Pipeline, "_execute_transaction"),
+        (redis.client.Pipeline, "_execute_pipeline"),
+        (redis.asyncio.client.Redis, "_send_command_parse_response"),
+        (redis.asyncio.client.Pipeline, "_execute_transaction"),
+        (redis.asyncio.client.Pipeline, "_execute_pipeline"),
     ]
     originals = [vars(owner)[name] for owner, name in hooked]
     for _ in instrument_with(RedisInstrumentor()):

@@ -19,7 +19,12 @@ What gets a span (clients created before instrumentation included):
   what is read under it before ``MULTI``.
 
 ``db.query.text`` is the command and one ``?`` per argument (``SET ? ?``): keys and values
-are the application's data, so none reaches a span, a metric or a log.
+are the application's data, so none reaches a span, a metric or a log. A command is named
+as the server receives it: redis-py splits a command given as one string
+(``execute_command("SET k v")``, its own ``"CONFIG SET"``) at whitespace, so the first word
+is the command, a known subcommand joins it (``CONFIG SET ? ?``, ``OBJECT ENCODING ?``), and
+every other word is an argument. ``AUTH`` and ``HELLO`` carry credentials: their query text
+is the bare name, without even a count of arguments.
 
 The breaker is per server and database: ``redis://host:port/db``, read from the client's
 connection pool, never with its password. A Unix-socket client names the socket as its
@@ -29,19 +34,28 @@ timeouts and a server still loading its data set are failures; an error the serv
 success. A rejected command raises :class:`RedisCircuitOpenError`, also a
 ``redis.exceptions.ConnectionError``: existing ``except`` clauses catch it.
 
-Retries: a read-only command (``GET``, ``HGETALL``...; see ``READ_ONLY_COMMANDS``) of a
-client is retried when the server is unavailable, unless ``retry_read_only=False`` or
-``OTEL_RESILIENCE_REDIS_RETRY_READ_ONLY=false``; a write never is, nor anything in a
-pipeline or transaction (its commands may have run). redis-py has a retry of its own: since
-6.0 a client retries *every* command, writes included, on ``ConnectionError`` and
-``TimeoutError`` (8.1: 10 retries, exponential backoff with jitter from 10 ms to 1 s),
-reconnecting first. Retries happen at one layer only: when the client retries by itself,
-ours stay out of the way (one span is then one command, however many times redis-py tried
-it, and the breaker counts a failure once redis-py has given up); when it does not (redis-py
-5, or a client built with ``retry=None`` or ``Retry(NoBackoff(), 0)``), ours retry its reads,
-bounded by the retry budget and stopped by an open breaker.
+Retries: a write (any command not in ``READ_ONLY_COMMANDS``, and a pipeline or transaction
+holding one) is sent at most once. Not by ours, and not by redis-py's own retry either,
+which since 6.0 resends *every* command of a client on ``ConnectionError`` and
+``TimeoutError`` (8.x: 10 retries, exponential backoff with jitter from 10 ms to 1 s): when
+the reply to an ``INCR`` is lost, the server may well have run it, and the caller gets the
+``ConnectionError`` rather than a counter moved twice. redis-py still retries connecting
+(nothing has been sent then), and still runs its failure handler (it closes the connection;
+under ``WATCH`` it raises ``WatchError``). How, in ``_at_most_once.py``.
+
+A read-only command (``GET``, ``HGETALL``...) of a client is retried when the server is
+unavailable, unless ``retry_read_only=False`` or ``OTEL_RESILIENCE_REDIS_RETRY_READ_ONLY=false``,
+at one layer only: when the client retries by itself, ours stay out of the way (one span is
+then one command, however many times redis-py tried it, and the breaker counts a failure
+once redis-py has given up); when it does not (redis-py 5, or a client built with
+``retry=None`` or ``Retry(NoBackoff(), 0)``), ours retry its reads, bounded by the retry
+budget and stopped by an open breaker. Read-only pipelines are left to redis-py's retry.
 redis-py's pool reconnects a connection the server closed while it was idle before sending
 on it, so a retry is what saves a command whose connection dies under it.
+
+With resilience off for redis (``OTEL_RESILIENCE_DISABLED=redis``, ``resilience=False``),
+the client is left as redis-py made it: spans and metrics only, redis-py's retry resending
+writes as it does without this distribution.
 
 Not covered: ``RedisCluster`` (whose commands go to many servers), pub/sub and ``MONITOR``.
 """
@@ -52,7 +66,7 @@ import functools
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import redis
@@ -63,50 +77,22 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
     BaseInstrumentor,
 )
-from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 
 from otel_resilience import CircuitOpenError
 from otel_resilience._db_client import DbEndpoint, OutgoingDb
-from otel_resilience._sql import Statement
 from otel_resilience.config import current_settings
+from otel_resilience_instrumentation_redis import _at_most_once
+from otel_resilience_instrumentation_redis._commands import (
+    READ_ONLY_COMMANDS,
+    command_statement,
+    pipeline_statement,
+)
 from otel_resilience_instrumentation_redis.package import _instruments
 
 __all__ = ["READ_ONLY_COMMANDS", "RedisCircuitOpenError", "RedisInstrumentor"]
 
 _logger = logging.getLogger(__name__)
-
-READ_ONLY_COMMANDS: frozenset[str] = frozenset(
-    {
-        # keys and server
-        "DBSIZE", "DUMP", "ECHO", "EXISTS", "EXPIRETIME", "INFO", "KEYS", "LASTSAVE",
-        "MEMORY USAGE", "OBJECT ENCODING", "OBJECT FREQ", "OBJECT IDLETIME",
-        "OBJECT REFCOUNT", "PEXPIRETIME", "PING", "PTTL", "RANDOMKEY", "SCAN", "TIME",
-        "TTL", "TYPE",
-        # strings and bits
-        "BITCOUNT", "BITFIELD_RO", "BITPOS", "GET", "GETBIT", "GETRANGE", "LCS", "MGET",
-        "STRLEN", "SUBSTR",
-        # hashes
-        "HEXISTS", "HGET", "HGETALL", "HKEYS", "HLEN", "HMGET", "HRANDFIELD", "HSCAN",
-        "HSTRLEN", "HVALS",
-        # lists
-        "LINDEX", "LLEN", "LPOS", "LRANGE",
-        # sets
-        "SCARD", "SDIFF", "SINTER", "SINTERCARD", "SISMEMBER", "SMEMBERS", "SMISMEMBER",
-        "SRANDMEMBER", "SSCAN", "SUNION",
-        # sorted sets
-        "ZCARD", "ZCOUNT", "ZDIFF", "ZINTER", "ZINTERCARD", "ZLEXCOUNT", "ZMSCORE",
-        "ZRANDMEMBER", "ZRANGE", "ZRANGEBYLEX", "ZRANGEBYSCORE", "ZRANK", "ZREVRANGE",
-        "ZREVRANGEBYLEX", "ZREVRANGEBYSCORE", "ZREVRANK", "ZSCAN", "ZSCORE", "ZUNION",
-        # geo, streams, scripts
-        "GEODIST", "GEOHASH", "GEOPOS", "GEORADIUSBYMEMBER_RO", "GEORADIUS_RO",
-        "GEOSEARCH", "XLEN", "XPENDING", "XRANGE", "XREVRANGE",
-        "EVALSHA_RO", "EVAL_RO", "FCALL_RO", "SORT_RO",
-    }
-)  # fmt: skip
-"""Commands that change nothing, so running one twice is safe: the ones retried."""
-
-_MAX_ARGUMENTS_SHOWN = 32
-_MAX_COMMANDS_SHOWN = 32
 
 
 class RedisCircuitOpenError(CircuitOpenError, redis.exceptions.ConnectionError):
@@ -157,51 +143,6 @@ class _Redis:
         if isinstance(error, redis.exceptions.RedisError):
             return False
         return None
-
-
-@functools.lru_cache(maxsize=1024)
-def _command(name: str, arguments: int) -> Statement:
-    shown = min(arguments, _MAX_ARGUMENTS_SHOWN)
-    text = name + " ?" * shown + (" ..." if arguments > shown else "")
-    return Statement(
-        operation=name, collection=None, text=text, read_only=name in READ_ONLY_COMMANDS
-    )
-
-
-def command_statement(args: tuple[Any, ...]) -> Statement:
-    """``GET ?``: the command's name and one ``?`` per argument, shared by its calls."""
-    name = args[0]
-    if isinstance(name, bytes | bytearray | memoryview):
-        name = bytes(name).decode("utf-8", "replace")
-    # Arguments beyond those shown are not counted, so that MSET of any size is one entry.
-    return _command(str(name).upper(), min(len(args) - 1, _MAX_ARGUMENTS_SHOWN + 1))
-
-
-@functools.lru_cache(maxsize=256)
-def _batch(commands: tuple[Statement, ...], transaction: bool) -> Statement:
-    lines = [command.text for command in commands[:_MAX_COMMANDS_SHOWN]]
-    if len(commands) > _MAX_COMMANDS_SHOWN:
-        lines.append(f"... ({len(commands) - _MAX_COMMANDS_SHOWN} more)")
-    return Statement(
-        operation="MULTI" if transaction else "PIPELINE",
-        collection=None,
-        text="\n".join(lines),
-        read_only=all(command.read_only for command in commands),
-    )
-
-
-def pipeline_statement(pipeline: Any) -> Statement:
-    """One statement for a pipeline's queued commands: ``MULTI`` or ``PIPELINE``."""
-    # asyncio's flag is is_transaction: there, "transaction" is the method of Redis.
-    transaction = getattr(pipeline, "is_transaction", None)
-    if transaction is None:
-        transaction = pipeline.transaction
-    transaction = bool(transaction or pipeline.explicit_transaction)
-    stack: Iterable[Any] = pipeline.command_stack
-    commands = tuple(
-        command_statement(entry.args if hasattr(entry, "args") else entry[0]) for entry in stack
-    )
-    return _batch(commands, transaction)
 
 
 def endpoint_of(connection_kwargs: dict[str, Any]) -> DbEndpoint:
@@ -275,9 +216,14 @@ class RedisInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             _Redis(), kwargs, retry_read_only=current_settings().redis_retry_read_only
         )
         endpoints = _Endpoints()
+        # With resilience off, redis-py's retry is left as it is, resending writes included.
+        writes_once = outgoing.resilience
 
         def make(kind: str, asynchronous: bool) -> Wrapper:
             execute = outgoing.execute_async if asynchronous else outgoing.execute
+            at_most_once = (
+                _at_most_once.at_most_once_async if asynchronous else _at_most_once.at_most_once
+            )
             # Only a plain client's command may be retried; a pipeline's never is.
             retryable = kind == "command"
 
@@ -293,10 +239,13 @@ class RedisInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 except Exception:  # fail-safe: an unexpected shape goes out uninstrumented
                     _logger.warning("redis command not instrumented", exc_info=True)
                     return wrapped(*args, **kwargs)
+                call = functools.partial(wrapped, *args, **kwargs)
+                if writes_once and not statement.read_only and is_instrumentation_enabled():
+                    call = functools.partial(at_most_once, call)
                 return execute(
                     endpoint,
                     statement,
-                    lambda: wrapped(*args, **kwargs),
+                    call,
                     in_transaction=(lambda: _retries_by_itself(instance)) if retryable else None,
                 )
 
@@ -306,8 +255,11 @@ class RedisInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrapt.wrap_function_wrapper(
                 module, attribute, make(kind, module.startswith("redis.asyncio"))
             )
+        if writes_once:
+            _at_most_once.install()
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        _at_most_once.uninstall()
         for owner in (redis.client, redis.asyncio.client):
             unwrap(owner.Redis, "execute_command")
             unwrap(owner.Pipeline, "immediate_execute_command")
