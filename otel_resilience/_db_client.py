@@ -32,6 +32,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from otel_resilience._admission import admit
 from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
 from otel_resilience._duration import duration_histogram
+from otel_resilience._fork import unlock_after_fork
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
 from otel_resilience._retry import Retry
 from otel_resilience._sql import Statement
@@ -169,6 +170,7 @@ class OutgoingDb:
         )
         self._retries: dict[tuple[str, str], Retry] = {}
         self._retries_lock = threading.Lock()
+        unlock_after_fork(self, "_retries_lock")
         # (span name, metric attributes, span attributes) per (endpoint, statement)
         self._names: dict[
             tuple[DbEndpoint, Statement], tuple[str, dict[str, Any], dict[str, Any]]
@@ -285,20 +287,38 @@ class OutgoingDb:
             permit = admit(breaker, self.library.rejection_error)
             try:
                 connection = await connect()
-            except Exception as error:
-                permit.record(self.library.unavailable(error), error)
+            except BaseException as error:
+                permit.record(self._verdict(error), error)
                 raise
             permit.record(False)
             return connection
 
         return await (attempt() if retry is None else retry.call_async(attempt))
 
+    def _verdict(self, error: BaseException) -> bool | None:
+        """The driver's verdict on ``error`` for the breaker; never raises.
+
+        A driver's classification that raises must not lose the permit (a half-open trial
+        slot lost for good rejects every call until restart): it then counts as neither.
+        """
+        if not isinstance(error, Exception):
+            return None
+        try:
+            return self.library.unavailable(error)
+        except Exception:
+            _logger.warning(
+                "%s could not classify %s; it counts as neither success nor failure",
+                self.library.name,
+                type(error).__name__,
+            )
+            return None
+
     def _connect_attempt(self, breaker: CircuitBreaker, connect: Callable[[], T]) -> T:
         permit = admit(breaker, self.library.rejection_error)
         try:
             connection = connect()
-        except Exception as error:
-            permit.record(self.library.unavailable(error), error)
+        except BaseException as error:
+            permit.record(self._verdict(error), error)
             raise
         permit.record(False)
         return connection
@@ -448,8 +468,7 @@ class OutgoingDb:
         started: float,
     ) -> None:
         if permit is not None:
-            verdict = self.library.unavailable(error) if isinstance(error, Exception) else None
-            permit.record(verdict, error)
+            permit.record(self._verdict(error), error)
         error_type = _error_type(error)
         span.set_attribute("error.type", error_type)
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}"))

@@ -48,7 +48,7 @@ from otel_resilience._registry import CircuitBreakerRegistry, default_registry
 from otel_resilience._retry import Retry, RetryDetails
 from otel_resilience._retry import _attempt as _retry_attempt
 from otel_resilience._version import __version__
-from otel_resilience.config import RetrySettings, current_settings
+from otel_resilience.config import MAX_SECONDS, RetrySettings, current_settings
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -104,32 +104,27 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-MAX_RETRY_AFTER_SECONDS = 86_400.0
-"""The longest ``Retry-After`` we read (one day); a longer one is read as this.
-
-Nothing waits that long (a retry gives up past its ``max_retry_after``, a breaker opens
-for at most its ``max_recovery_timeout``), but an unbounded number would overflow the
-clock arithmetic downstream."""
-
-
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
     """A ``Retry-After`` header as seconds from now: delta-seconds or an HTTP-date.
 
     The header is the server's, so it may be anything: a value that is neither ASCII
     digits nor a parseable HTTP-date is ignored (``None``), never an exception in the
-    program's request, and a valid one is capped at :data:`MAX_RETRY_AFTER_SECONDS`.
+    program's request, and a valid one is capped at one day (``MAX_SECONDS``, the cap of
+    every duration we read): nothing waits that long (a retry gives up past its
+    ``max_retry_after``, a breaker opens for at most its ``max_recovery_timeout``), but an
+    unbounded number would overflow the clock arithmetic downstream.
     """
     if not value:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER_SECONDS)
+        return min(float(value), MAX_SECONDS)
     try:
         moment = parsedate_to_datetime(value)
         seconds = moment.timestamp() - (time.time() if now is None else now)
     except Exception:  # TypeError, ValueError, OverflowError, IndexError...
         return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
+    return min(max(0.0, seconds), MAX_SECONDS)
 
 
 _warned: set[str] = set()

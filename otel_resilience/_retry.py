@@ -33,6 +33,7 @@ from otel_resilience._decorating import decorate
 from otel_resilience._fork import unlock_after_fork
 from otel_resilience._policy import ExceptionMatcher, matches
 from otel_resilience._windows import TimeWindow
+from otel_resilience.config import MAX_SECONDS
 from otel_resilience.metrics import Counter
 from otel_resilience.metrics._registry import resilience_registry
 
@@ -291,6 +292,7 @@ class Retry:
             if server_wait > self.max_retry_after:
                 return "exhausted"
             wait = max(wait, server_wait)
+        wait = min(wait, MAX_SECONDS)  # a wait built in code, e.g. max_backoff=1e10, overflows
         if self.deadline is not None and self._clock() - started + wait >= self.deadline:
             return "exhausted"
         if not self.budget.try_spend():

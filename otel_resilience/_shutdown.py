@@ -54,8 +54,11 @@ class BoundedShutdown:
             for name, step in self._steps
         ]
         deadline = time.monotonic() + self._budget_seconds
-        for thread in threads:
-            thread.start()
+        try:
+            for thread in threads:
+                thread.start()
+        except RuntimeError:  # Python 3.12 starts no thread once the interpreter is exiting
+            return self._run_here(deadline)
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         unfinished = [
@@ -70,6 +73,17 @@ class BoundedShutdown:
                 self._budget_seconds,
                 ", ".join(unfinished),
             )
+        return unfinished
+
+    def _run_here(self, deadline: float) -> list[str]:
+        """Each step in turn on this thread, while the deadline allows: without threads a
+        hung step cannot be left behind, so the steps after it are given up."""
+        unfinished = []
+        for name, step in self._steps:
+            if time.monotonic() < deadline:
+                self._run_step(name, step)
+            else:
+                unfinished.append(name)
         return unfinished
 
     @staticmethod

@@ -15,6 +15,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import requests
 from http_test_server import ScriptedHttpServer
@@ -30,7 +31,9 @@ from opentelemetry.propagators.textmap import (
     default_setter,
 )
 from otel_resilience_instrumentation_httpx import HTTPXClientInstrumentor
+from otel_resilience_instrumentation_psycopg import PsycopgInstrumentor
 from otel_resilience_instrumentation_requests import RequestsInstrumentor
+from otlp_receiver import SilentTcpServer
 
 from otel_resilience import BreakerPolicy
 
@@ -128,3 +131,26 @@ def test_headers_are_untouched_when_the_propagator_raises(
         requests.get(http_server.url("/ok"), headers=headers, timeout=5)
     (received,) = http_server.received
     assert received.headers["x-mine"] == "1"
+
+
+def test_psycopg_a_connect_cancelled_during_a_trial_gives_its_slot_back(
+    silent_collector: SilentTcpServer,
+) -> None:
+    """A half-open trial connect that the program cancels (asyncio.wait_for) counts as
+    neither, and frees its slot: the next connect to the healthy server is admitted."""
+    stalled = f"postgresql://postgres@127.0.0.1:{silent_collector.port}/test"
+    key = f"postgresql://127.0.0.1:{silent_collector.port}/test"
+
+    async def cancelled_connect() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(psycopg.AsyncConnection.connect(stalled), 0.2)
+
+    for instrumented in instrument(PsycopgInstrumentor(), POLICY, retries=0):
+        breaker = instrumented.registry.get(key)
+        breaker.acquire().record(True)  # opens
+        time.sleep(0.06)
+        asyncio.run(cancelled_connect())  # the half-open trial, cancelled by the program
+        assert breaker.stats.ignored == 1
+        permit = breaker.acquire()  # the one slot is free again
+        permit.record(False)
+        assert breaker.state == "closed"

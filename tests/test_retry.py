@@ -355,3 +355,18 @@ def test_a_sync_call_closes_what_an_async_hook_returned(time_: SimulatedTime) ->
     assert make(time_, max_attempts=2, hooks=(release,)).call(Flaky(1)) == "ok"
     (coroutine,) = returned
     assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED  # no "never awaited"
+
+
+def test_a_wait_built_in_code_is_capped_at_a_day() -> None:
+    """``max_backoff=1e10`` once reached ``time.sleep`` and raised OverflowError."""
+    waits: list[float] = []
+    retry = Retry(
+        max_attempts=2, initial_backoff=1e10, max_backoff=1e10, jitter="none", sleep=waits.append
+    )
+
+    def fails() -> None:
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        retry.call(fails)
+    assert waits == [86_400.0]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import IO, Final, Literal
 
+from otel_resilience._fork import unlock_after_fork
 from otel_resilience._log_bridge import keep_basic_config_working, keep_logging_config_working
 from otel_resilience.config import LOG_FILE, LogSettings
 from otel_resilience.logs._async_handler import (
@@ -81,6 +82,7 @@ class _SinkHandler(SerialisingHandler):
         self.setFormatter(formatter)
         # The lock is held around the write only, not the formatting (see LockFreeHandler).
         self._write_lock = threading.Lock()
+        unlock_after_fork(self, "_write_lock")
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -152,6 +154,7 @@ class LoggingSetup:
 
 _current: LoggingSetup | None = None
 _current_lock = threading.Lock()
+unlock_after_fork(sys.modules[__name__], "_current_lock")
 
 
 LEAN_RECORD_SETTINGS: Final[Mapping[str, object]] = MappingProxyType(

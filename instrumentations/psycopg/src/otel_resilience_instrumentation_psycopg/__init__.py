@@ -83,6 +83,7 @@ from psycopg.conninfo import conninfo_to_dict
 from otel_resilience import CircuitOpenError
 from otel_resilience._db_client import DbEndpoint, OutgoingDb
 from otel_resilience._dbapi import TracedSql
+from otel_resilience._fork import unlock_after_fork
 from otel_resilience._postgresql import (
     endpoint_from_parameters,
     endpoint_of_connection_info,
@@ -124,6 +125,7 @@ class _Psycopg:
     def __init__(self) -> None:
         self._endpoints: weakref.WeakKeyDictionary[Any, DbEndpoint] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        unlock_after_fork(self, "_lock")
 
     def unavailable(self, error: Exception) -> bool | None:
         if not isinstance(error, psycopg.Error):

@@ -81,6 +81,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwr
 
 from otel_resilience import CircuitOpenError
 from otel_resilience._db_client import DbEndpoint, OutgoingDb
+from otel_resilience._fork import unlock_after_fork
 from otel_resilience.config import current_settings
 from otel_resilience_instrumentation_redis import _at_most_once
 from otel_resilience_instrumentation_redis._commands import (
@@ -165,6 +166,7 @@ class _Endpoints:
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
+        unlock_after_fork(self, "_lock")
 
     def of(self, client: Any) -> DbEndpoint:
         pool = client.connection_pool
