@@ -22,6 +22,7 @@ import contextvars
 import inspect
 import logging
 import random
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -51,6 +52,25 @@ RetryOutcome = Literal["retried", "succeeded", "exhausted", "budget_exhausted"]
 _attempt: contextvars.ContextVar[int] = contextvars.ContextVar(
     "otel_resilience.retry.attempt", default=0
 )
+
+
+async def sleep_in_running_library(seconds: float) -> None:
+    """``asyncio.sleep`` or ``trio.sleep``, whichever library runs the calling task.
+
+    httpx's ``AsyncClient`` runs under trio as well as asyncio (directly or through anyio),
+    and ``asyncio.sleep`` outside an asyncio loop raises ``no running event loop``. trio is
+    asked only when a program has imported it.
+    """
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:  # not inside trio
+            pass
+        else:
+            await trio.sleep(seconds)
+            return
+    await asyncio.sleep(seconds)
 
 
 def current_attempt() -> int:
@@ -190,7 +210,7 @@ class Retry:
         hooks: tuple[RetryHook, ...] = (),
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        async_sleep: Callable[[float], Awaitable[None]] | None = None,
         randomness: random.Random | None = None,
     ) -> None:
         problems = []
@@ -222,7 +242,7 @@ class Retry:
         self.hooks = hooks
         self._clock = clock
         self._sleep = sleep
-        self._async_sleep = async_sleep
+        self._async_sleep = sleep_in_running_library if async_sleep is None else async_sleep
         self._random = randomness if randomness is not None else random.Random()
 
     @classmethod
