@@ -8,11 +8,63 @@ went out. That is one mechanism, kept here once.
 
 from __future__ import annotations
 
+import contextvars
+
 from opentelemetry.trace import Span, Status, StatusCode
 
 from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
+from otel_resilience._retry import RetryDetails
 
-__all__ = ["admit", "rejected_in_library_terms"]
+__all__ = [
+    "HeldVerdict",
+    "admit",
+    "held_verdict",
+    "rejected_in_library_terms",
+    "settle_as_retried_past",
+]
+
+
+class HeldVerdict:
+    """A failed attempt's breaker verdict, held until its retry decides what it was.
+
+    The breaker judges logical calls, not attempts: a call retried to exhaustion is one
+    failure, and one that succeeds on a retry is one success (its failed attempts stay
+    visible as spans and in the duration histogram). An attempt cannot know, when it
+    fails, whether a retry follows (the budget, the deadline or ``Retry-After`` may stop
+    it), so its permit waits here: the retry's hook (:func:`settle_as_retried_past`)
+    settles it as neither when it retries, the call settles it as a failure when the retry
+    gives up. A half-open trial is never held: a probe's failure re-opens at once.
+    """
+
+    __slots__ = ("_error", "_permit")
+
+    def __init__(self) -> None:
+        self._permit: CallPermit | None = None
+        self._error: BaseException | None = None
+
+    def hold(self, permit: CallPermit, error: BaseException | None) -> None:
+        self.settle(None)  # never two held at once: an earlier one was retried past
+        self._permit, self._error = permit, error
+
+    def settle(self, failed: bool | None) -> None:
+        """Record the held permit, once: ``True`` the call failed, ``None`` retried past."""
+        permit = self._permit
+        if permit is not None:
+            self._permit = None
+            permit.record(failed, self._error)
+
+
+held_verdict: contextvars.ContextVar[HeldVerdict | None] = contextvars.ContextVar(
+    "otel_resilience.held_verdict", default=None
+)
+"""The verdict of the retried call in progress, set only while its retry runs."""
+
+
+def settle_as_retried_past(details: RetryDetails | None = None) -> None:
+    """A retry hook: the attempt about to be retried counts as neither."""
+    held = held_verdict.get()
+    if held is not None:
+        held.settle(None)
 
 
 def admit(

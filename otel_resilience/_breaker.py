@@ -907,6 +907,11 @@ class CallPermit:
         self._trial = trial
         self._recorded = False
 
+    @property
+    def trial(self) -> bool:
+        """Whether the breaker admitted this call as a half-open trial."""
+        return bool(self._trial)
+
     def record(self, failed: bool | None, error: BaseException | None = None) -> None:
         """``True``: a failure; ``False``: a success; ``None``: ignored (counts as neither).
 

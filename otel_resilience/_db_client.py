@@ -29,7 +29,12 @@ from opentelemetry import context, metrics, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_resilience._admission import admit
+from otel_resilience._admission import (
+    HeldVerdict,
+    admit,
+    held_verdict,
+    settle_as_retried_past,
+)
 from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
 from otel_resilience._duration import duration_histogram
 from otel_resilience._fork import unlock_after_fork
@@ -228,6 +233,7 @@ class OutgoingDb:
                         and _may_run_again()
                     ),
                 ),
+                hooks=(settle_as_retried_past,),
             )
             with self._retries_lock:
                 limit = (self._registry or default_registry()).max_breakers * 2
@@ -272,7 +278,7 @@ class OutgoingDb:
             return connect()
         attempt = functools.partial(self._connect_attempt, breaker, connect)
         retry = self._retry(endpoint.key, "connect", breaker)
-        return attempt() if retry is None else retry.call(attempt)
+        return attempt() if retry is None else _retried(retry, attempt)
 
     async def connect_async(self, endpoint: DbEndpoint, connect: Callable[[], Awaitable[T]]) -> T:
         """:meth:`connect` for async drivers; retries wait with asyncio."""
@@ -288,12 +294,12 @@ class OutgoingDb:
             try:
                 connection = await connect()
             except BaseException as error:
-                permit.record(self._verdict(error), error)
+                _record(permit, self._verdict(error), error)
                 raise
             permit.record(False)
             return connection
 
-        return await (attempt() if retry is None else retry.call_async(attempt))
+        return await (attempt() if retry is None else _retried_async(retry, attempt))
 
     def _verdict(self, error: BaseException) -> bool | None:
         """The driver's verdict on ``error`` for the breaker; never raises.
@@ -318,7 +324,7 @@ class OutgoingDb:
         try:
             connection = connect()
         except BaseException as error:
-            permit.record(self._verdict(error), error)
+            _record(permit, self._verdict(error), error)
             raise
         permit.record(False)
         return connection
@@ -372,7 +378,7 @@ class OutgoingDb:
         attempt = functools.partial(self._attempt, endpoint, statement, breaker, call)
         token = _rerun_allowed.set(_negation(in_transaction))
         try:
-            return retry.call(attempt)
+            return _retried(retry, attempt)
         finally:
             _rerun_allowed.reset(token)
 
@@ -400,7 +406,7 @@ class OutgoingDb:
         attempt = functools.partial(self._attempt_async, endpoint, statement, breaker, call)
         token = _rerun_allowed.set(_negation(in_transaction))
         try:
-            return await retry.call_async(attempt)
+            return await _retried_async(retry, attempt)
         finally:
             _rerun_allowed.reset(token)
 
@@ -468,7 +474,7 @@ class OutgoingDb:
         started: float,
     ) -> None:
         if permit is not None:
-            permit.record(self._verdict(error), error)
+            _record(permit, self._verdict(error), error)
         error_type = _error_type(error)
         span.set_attribute("error.type", error_type)
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}"))
@@ -476,6 +482,38 @@ class OutgoingDb:
             time.perf_counter() - started, {**attributes, "error.type": error_type}
         )
         span.end()
+
+
+def _record(permit: CallPermit, verdict: bool | None, error: BaseException) -> None:
+    """Record a failed attempt's verdict, or hold a failure while a retry may follow it
+    (the breaker judges logical calls: see :class:`HeldVerdict`)."""
+    held = held_verdict.get() if verdict is True and not permit.trial else None
+    if held is not None:
+        held.hold(permit, error)
+    else:
+        permit.record(verdict, error)
+
+
+def _retried(retry: Retry, attempt: Callable[[], T]) -> T:
+    """``retry.call(attempt)``, its attempts' failures judged as one call."""
+    held = HeldVerdict()
+    token = held_verdict.set(held)
+    try:
+        return retry.call(attempt)
+    finally:
+        held_verdict.reset(token)
+        held.settle(True)  # still held: the retry gave up on it
+
+
+async def _retried_async(retry: Retry, attempt: Callable[[], Awaitable[T]]) -> T:
+    """:func:`_retried` for async attempts."""
+    held = HeldVerdict()
+    token = held_verdict.set(held)
+    try:
+        return await retry.call_async(attempt)
+    finally:
+        held_verdict.reset(token)
+        held.settle(True)
 
 
 def _negation(in_transaction: Callable[[], bool] | None) -> Callable[[], bool]:

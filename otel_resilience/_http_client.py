@@ -14,7 +14,6 @@ suppressed (the OTLP exporters' own, for instance) pass straight through.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import logging
 import threading
@@ -40,8 +39,13 @@ from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind, Status, StatusCo
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_resilience._admission import rejected_in_library_terms
-from otel_resilience._breaker import CircuitBreaker, CircuitOpenError
+from otel_resilience._admission import (
+    HeldVerdict,
+    held_verdict,
+    rejected_in_library_terms,
+    settle_as_retried_past,
+)
+from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
 from otel_resilience._duration import duration_histogram
 from otel_resilience._fork import unlock_after_fork
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
@@ -129,42 +133,6 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
 
 _warned: set[str] = set()
 
-
-class _HeldVerdict:
-    """A failed attempt's breaker verdict, held until its retry decides what it was.
-
-    The breaker judges logical calls, not attempts: a call retried to exhaustion is one
-    failure, and one that succeeds on a retry is one success (its failed attempts stay
-    visible as spans and in the duration histogram). An attempt cannot know, when it
-    fails, whether a retry follows (the budget, the deadline or ``Retry-After`` may stop
-    it), so its verdict waits here: the retry's hook settles it as neither when it retries,
-    the call settles it as a failure when the retry gives up. A half-open trial is never
-    held: a probe's failure re-opens the breaker at once.
-    """
-
-    __slots__ = ("admitted", "breaker", "error")
-
-    def __init__(self) -> None:
-        self.breaker: CircuitBreaker | None = None
-        self.admitted = 0.0
-        self.error: BaseException | None = None
-
-    def hold(self, breaker: CircuitBreaker, admitted: float, error: BaseException | None) -> None:
-        self.settle(None)  # never two held at once: an earlier one was retried past
-        self.breaker, self.admitted, self.error = breaker, admitted, error
-
-    def settle(self, failed: bool | None) -> None:
-        """Tell the breaker, once: ``True`` the call failed, ``None`` it was retried past."""
-        breaker = self.breaker
-        if breaker is not None:
-            self.breaker = None
-            breaker._record_outcome(failed, self.admitted, 0, self.error)
-
-
-_held_verdict: contextvars.ContextVar[_HeldVerdict | None] = contextvars.ContextVar(
-    "otel_resilience.http.held_verdict", default=None
-)
-"""The verdict of the retried call in progress, set only while a retry runs."""
 
 _blamed_errors: weakref.WeakSet[BaseException] = weakref.WeakSet()
 """Errors the adapter judged the endpoint's (see :meth:`OutgoingHttp._failed`): only these
@@ -530,11 +498,9 @@ class OutgoingHttp(Generic[ResponseT]):
 
     def _discard_retried(self, details: RetryDetails) -> Awaitable[None] | None:
         """Retry hook, run when a retry is decided: the attempt retried past counts as
-        neither (see :class:`_HeldVerdict`), and its response, if any, is released (async:
-        awaited by Retry)."""
-        held = _held_verdict.get()
-        if held is not None:
-            held.settle(None)
+        neither (see :class:`~otel_resilience._admission.HeldVerdict`), and its response,
+        if any, is released (async: awaited by Retry)."""
+        settle_as_retried_past()
         return None if details.result is None else self.library.discard(details.result)
 
     # --- sending ----------------------------------------------------------------------------
@@ -681,11 +647,11 @@ class OutgoingHttp(Generic[ResponseT]):
             )
             if retry is None or not failed:
                 return response
-        held = _HeldVerdict()
+        held = HeldVerdict()
         if breaker is not None and not trial:  # the first attempt's verdict, deferred
-            held.hold(breaker, admitted, failure)
+            held.hold(CallPermit(breaker, admitted, 0), failure)
         run = retry.begin(began)
-        verdict_token = _held_verdict.set(held)
+        verdict_token = held_verdict.set(held)
         try:
             return retry.resume(
                 run,
@@ -701,7 +667,7 @@ class OutgoingHttp(Generic[ResponseT]):
                 kwargs,
             )
         finally:
-            _held_verdict.reset(verdict_token)
+            held_verdict.reset(verdict_token)
             held.settle(True)  # still held: the retry gave up on it
 
     async def _attempt_async(
@@ -749,11 +715,11 @@ class OutgoingHttp(Generic[ResponseT]):
             )
             if retry is None or not failed:
                 return response
-        held = _HeldVerdict()
+        held = HeldVerdict()
         if breaker is not None and not trial:  # the first attempt's verdict, deferred
-            held.hold(breaker, admitted, failure)
+            held.hold(CallPermit(breaker, admitted, 0), failure)
         run = retry.begin(began)
-        verdict_token = _held_verdict.set(held)
+        verdict_token = held_verdict.set(held)
         try:
             return await retry.resume_async(
                 run,
@@ -769,7 +735,7 @@ class OutgoingHttp(Generic[ResponseT]):
                 kwargs,
             )
         finally:
-            _held_verdict.reset(verdict_token)
+            held_verdict.reset(verdict_token)
             held.settle(True)  # still held: the retry gave up on it
 
     def _begin(
@@ -851,9 +817,9 @@ class OutgoingHttp(Generic[ResponseT]):
 
         An error that is not the endpoint's counts as neither success nor failure, is not
         retried and reaches the program as it was raised. The breaker's verdict on an
-        endpoint failure waits for the retry (see :class:`_HeldVerdict`): in the retry's
-        held verdict, or with ``defer`` (the first attempt, before a retry runs) left to
-        the caller to hold.
+        endpoint failure waits for the retry (see
+        :class:`~otel_resilience._admission.HeldVerdict`): in the retry's held verdict, or
+        with ``defer`` (the first attempt, before a retry runs) left to the caller to hold.
         """
         library = self.library
         blamed = isinstance(error, library.transport_errors)
@@ -865,9 +831,9 @@ class OutgoingHttp(Generic[ResponseT]):
             if blamed:
                 _blamed_errors.add(error)
         if breaker is not None:
-            held = None if defer or not blamed or trial else _held_verdict.get()
+            held = None if defer or not blamed or trial else held_verdict.get()
             if held is not None:
-                held.hold(breaker, admitted, error)
+                held.hold(CallPermit(breaker, admitted, 0), error)
             elif not (defer and blamed and not trial):  # deferred: the caller holds it
                 breaker._record_outcome(True if blamed else None, admitted, trial, error)
         method = request.method
@@ -905,9 +871,9 @@ class OutgoingHttp(Generic[ResponseT]):
             if not failed and not trial and breaker._fast:
                 breaker._record_fast_success(admitted)
             else:
-                held = None if defer or not failed or trial else _held_verdict.get()
+                held = None if defer or not failed or trial else held_verdict.get()
                 if held is not None:
-                    held.hold(breaker, admitted, None)
+                    held.hold(CallPermit(breaker, admitted, 0), None)
                 elif not (defer and failed and not trial):  # deferred: the caller holds it
                     breaker._record_outcome(failed, admitted, trial, None)
                 if failed:
