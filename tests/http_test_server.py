@@ -3,8 +3,9 @@
 Paths: ``/ok`` (200), ``/status/<code>``, ``/retry-after/<seconds>`` (429 with
 ``Retry-After``), ``/slow/<milliseconds>`` (200 after a delay), ``/drop`` (closes the
 connection without answering), ``/flaky/<key>/<n>`` (503 for the first ``n`` requests with
-that key, 200 after). Every request is recorded with its method, path and headers,
-so a test can tell whether a request reached the server at all.
+that key, 200 after), ``/redirect/<percent-encoded URL>`` (302 to that URL). Every request
+is recorded with its method, path and headers, so a test can tell whether a request
+reached the server at all.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts[0] == "retry-after":  # percent-encoded, so that any value can be sent
             status = 429
             headers["Retry-After"] = unquote(parts[1], encoding="latin-1")
+        elif parts[0] == "redirect":
+            status = 302
+            headers["Location"] = unquote(parts[1])
         elif parts[0] == "flaky":
             status = 503 if self.server.count(parts[1]) <= int(parts[2]) else 200
         elif parts[0] == "slow":

@@ -27,7 +27,8 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
     BaseInstrumentor,
 )
-from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled, unwrap
+from requests.utils import resolve_proxies
 
 from otel_resilience import CircuitOpenError
 from otel_resilience._http_client import HttpRequest, OutgoingHttp, caused_by
@@ -101,6 +102,40 @@ def _replayable(body: object) -> bool:
     return body is None or isinstance(body, bytes | str)
 
 
+def _follow_redirects(
+    session: requests.Session,
+    prepared: requests.PreparedRequest,
+    request: HttpRequest,
+    outgoing: OutgoingHttp[requests.Response],
+    send: Any,
+    kwargs: dict[str, Any],
+) -> requests.Response:
+    """``Session.send`` with redirects, each hop sent as a request of its own.
+
+    ``Session.send`` follows redirects inside itself, so hooked there a chain of hops would
+    be one call: one span, the target's 503 charged to the origin's breaker (which answered
+    correctly), the target's breaker never asked, and the whole chain retried. So the first
+    hop is sent with ``allow_redirects=False`` and the rest are followed here as
+    ``Session.send`` follows them (its ``resolve_redirects``, with the defaults it would
+    have set): each hop is a ``Session.send`` of its own, with its span, breaker, metric
+    point and retries.
+    """
+    first = outgoing.call(request, send, (prepared,), {**kwargs, "allow_redirects": False})
+    if not first.is_redirect:
+        return first
+    first._next = None  # set for a caller who follows by hand, as Response.next() does
+    follow = {name: value for name, value in kwargs.items() if name != "allow_redirects"}
+    follow.setdefault("stream", session.stream)
+    follow.setdefault("verify", session.verify)
+    follow.setdefault("cert", session.cert)
+    if "proxies" not in follow:
+        follow["proxies"] = resolve_proxies(prepared, session.proxies, session.trust_env)
+    history = [first, *session.resolve_redirects(first, prepared, **follow)]
+    final = history.pop()
+    final.history = history
+    return final
+
+
 class RequestsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Instruments every ``requests`` request; ``uninstrument()`` restores the original."""
 
@@ -133,6 +168,8 @@ class RequestsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 _logger.warning("requests call not instrumented", exc_info=True)
                 return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
             try:
+                if kwargs.get("allow_redirects", True) and is_http_instrumentation_enabled():
+                    return _follow_redirects(instance, prepared, request, outgoing, wrapped, kwargs)
                 return outgoing.call(request, wrapped, args, kwargs)
             except RequestsCircuitOpenError as rejected:
                 rejected.request = prepared  # as requests' own errors carry it
