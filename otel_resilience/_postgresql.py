@@ -1,15 +1,32 @@
 """When a PostgreSQL error means "the server is unavailable", for psycopg and psycopg2 alike.
 
-Both drivers report the server's SQLSTATE when there is one; errors raised while
-connecting usually have none and carry libpq's message instead, where a ``FATAL:`` line
-means the server answered (a role or database that does not exist, a wrong password: the
-application's problem) unless it says the server cannot take the connection now.
+Only evidence that the server is unreachable or unhealthy counts against it. Both drivers
+report the server's SQLSTATE when there is one; errors raised while connecting usually have
+none and carry libpq's message instead:
+
+==========================================================  =========================
+error                                                       verdict
+==========================================================  =========================
+SQLSTATE class 08, 53, 58; 57P01-57P05 (shutdown, crash)    unavailable (a failure)
+57014 ``canceling statement due to statement timeout``      unavailable (a failure)
+57014 ``canceling statement due to user request``           neither: the program's own
+                                                            ``cancel()``
+any other SQLSTATE (syntax, constraint, permission...)      the server answered: success
+libpq refused, reset, closed, timed out (no SQLSTATE)       unavailable (a failure)
+``FATAL:`` while connecting (unknown role, bad password)    the server answered, unless
+                                                            it says it is busy
+``target_session_attrs`` mismatch (``session is not         the server answered: success
+read-only``, ``server is not in hot standby mode``)
+a connection string libpq rejects before any contact        neither: the caller's
+(``invalid target_session_attrs value``, unknown option)
+==========================================================  =========================
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Mapping
 
 from otel_resilience._db_client import DbEndpoint
@@ -35,23 +52,43 @@ _SERVER_BUSY_MESSAGES = (
 )
 
 
+_QUERY_CANCELED = "57014"  # a statement timeout, or the program's own cancel()
+_CANCELED_BY_USER = "canceling statement due to user request"
+# target_session_attrs asked for another kind of server than the one that answered.
+_SESSION_MISMATCH_MESSAGES = (
+    "session is not read-only",
+    "session is read-only",
+    "server is not in hot standby mode",
+    "server is in hot standby mode",
+)
+# libpq's complaints about the connection string itself, before it contacts any server.
+_REJECTED_BY_LIBPQ = re.compile(
+    r"invalid [\w ]+ value|invalid connection option|missing \"=\" after|invalid uri"
+    r"|unterminated quoted string|invalid (?:integer|ipv6|percent-encoded)"
+)
+
+
 def sqlstate_unavailable(sqlstate: str) -> bool:
     """Whether the server's SQLSTATE means it cannot serve now (versus the client's error)."""
     return sqlstate[:2] in _UNAVAILABLE_CLASSES or sqlstate in _UNAVAILABLE_STATES
 
 
-def unavailable_postgresql(sqlstate: str | None, message: str) -> bool:
-    """The verdict for a driver's ``OperationalError``-family error.
+def unavailable_postgresql(sqlstate: str | None, message: str) -> bool | None:
+    """The verdict for a driver's ``OperationalError``-family error (see the table above).
 
-    With a SQLSTATE it decides. Without one, the error comes from libpq: a ``FATAL:`` from
-    the server while connecting means it answered (``role "x" does not exist``, a failed
-    password) unless it says it is busy; anything else (refused, reset, closed, timed
-    out) means it could not be reached.
+    ``True``: the server is unavailable; ``False``: it answered; ``None``: nothing says
+    either (the caller's own doing).
     """
     if sqlstate:
+        if sqlstate == _QUERY_CANCELED and _CANCELED_BY_USER in message:
+            return None
         return sqlstate_unavailable(sqlstate)
+    lowered = message.lower()
+    if any(mismatch in lowered for mismatch in _SESSION_MISMATCH_MESSAGES):
+        return False
+    if "connection to server" not in lowered and _REJECTED_BY_LIBPQ.search(lowered):
+        return None
     if "FATAL:" in message:
-        lowered = message.lower()
         return any(busy in lowered for busy in _SERVER_BUSY_MESSAGES)
     return True
 

@@ -87,7 +87,6 @@ from otel_resilience._fork import unlock_after_fork
 from otel_resilience._postgresql import (
     endpoint_from_parameters,
     endpoint_of_connection_info,
-    sqlstate_unavailable,
     unavailable_postgresql,
 )
 from otel_resilience._sql import Dialect
@@ -131,7 +130,7 @@ class _Psycopg:
         if not isinstance(error, psycopg.Error):
             return None
         if error.sqlstate:
-            return sqlstate_unavailable(error.sqlstate)
+            return unavailable_postgresql(error.sqlstate, str(error))
         if isinstance(error, psycopg.errors.PipelineAborted):
             return False  # an earlier statement of the pipeline failed: the server answered
         if isinstance(error, psycopg.OperationalError):
