@@ -37,11 +37,8 @@ from otel_resilience._sql import analyse, sanitise
             "INSERT INTO t VALUES (?, :name, 'v', -7)",
             "INSERT INTO t VALUES (?, :name, ?, -?)",
         ),
-        (
-            "postgresql",
-            "SELECT 1 -- don't 'quote' me\nFROM t",
-            "SELECT ? -- don't 'quote' me\nFROM t",
-        ),
+        # comments are dropped: they can hold anything
+        ("postgresql", "SELECT 1 -- don't 'quote' me\nFROM t", "SELECT ? FROM t"),
         ("postgresql", "SELECT x IN (1, 2, 3)", "SELECT x IN (?, ?, ?)"),
     ],
 )
