@@ -106,12 +106,20 @@ class DbEndpoint:
     port: int | None
     namespace: str | None
     """``db.namespace``: the database name, the SQLite file, the Redis database index."""
+    sentinel_service: str | None = None
+    """The master a Redis Sentinel resolves at connect time, when no host is known before:
+    the breaker is then the service's, ``redis+sentinel://<service>/<db>``, so that one
+    failed service does not reject every other."""
     key: str = field(init=False)
     attributes: dict[str, Any] = field(init=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         scheme = "mysql" if self.system == "mariadb" else self.system
-        object.__setattr__(self, "key", database_key(scheme, self.host, self.port, self.namespace))
+        if self.sentinel_service is not None:
+            key = f"{scheme}+sentinel://{self.sentinel_service}/{self.namespace or ''}"
+        else:
+            key = database_key(scheme, self.host, self.port, self.namespace)
+        object.__setattr__(self, "key", key)
         attributes: dict[str, Any] = {"db.system.name": self.system}
         if self.namespace not in (None, ""):
             attributes["db.namespace"] = self.namespace

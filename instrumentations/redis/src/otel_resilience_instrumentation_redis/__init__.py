@@ -146,15 +146,19 @@ class _Redis:
         return None
 
 
-def endpoint_of(connection_kwargs: dict[str, Any]) -> DbEndpoint:
-    """The endpoint a pool's connections go to; the password in these kwargs stays there."""
+def endpoint_of(connection_kwargs: dict[str, Any], service: str | None = None) -> DbEndpoint:
+    """The endpoint a pool's connections go to; the password in these kwargs stays there.
+
+    ``service`` is a Sentinel pool's master name: such a pool finds its server at connect
+    time, so its breaker is the service's.
+    """
     namespace = str(connection_kwargs.get("db") or 0)
     path = connection_kwargs.get("path")
     if path:  # a UnixDomainSocketConnection
         return DbEndpoint("redis", str(path), None, namespace)
     host = connection_kwargs.get("host")
     if host is None:  # e.g. a Sentinel pool, which finds its server at connect time
-        return DbEndpoint("redis", None, None, namespace)
+        return DbEndpoint("redis", None, None, namespace, sentinel_service=service)
     return DbEndpoint("redis", str(host), int(connection_kwargs.get("port") or 6379), namespace)
 
 
@@ -174,7 +178,8 @@ class _Endpoints:
         cached = self._cache.get(pool)
         if cached is not None and cached[0] is kwargs:
             return cached[1]
-        endpoint = endpoint_of(kwargs)
+        service = getattr(pool, "service_name", None)
+        endpoint = endpoint_of(kwargs, service if isinstance(service, str) else None)
         with self._lock:
             self._cache[pool] = (kwargs, endpoint)
         return endpoint
