@@ -293,6 +293,18 @@ class HttpLibrary(Protocol[ResponseT_contra]):
         """Release a response the retry goes past; an async response returns its close."""
         ...
 
+    def when_read(
+        self, response: ResponseT_contra, finish: Callable[[BaseException | None], None]
+    ) -> bool:
+        """Arrange ``finish(error)`` once ``response``'s body has been read or the response
+        closed (``error``: what reading raised); ``False`` when the body is already read.
+
+        A library that hands the response over before its body is read (httpx, whose
+        client reads it after the transport returns) says so here, so that a body that
+        fails to arrive counts against the endpoint and ends the span as an error.
+        """
+        ...
+
 
 _MAX_CACHED_ATTRIBUTE_SETS = 64
 """Per endpoint and kind; beyond it (odd methods, many statuses) they are built per request."""
@@ -636,7 +648,7 @@ class OutgoingHttp(Generic[ResponseT]):
             context.detach(token)
             failed = self._answered(
                 span,
-                request.method,
+                request,
                 target,
                 breaker,
                 trial,
@@ -704,7 +716,7 @@ class OutgoingHttp(Generic[ResponseT]):
             context.detach(token)
             failed = self._answered(
                 span,
-                request.method,
+                request,
                 target,
                 breaker,
                 trial,
@@ -850,7 +862,7 @@ class OutgoingHttp(Generic[ResponseT]):
     def _answered(
         self,
         span: trace.Span,
-        method: str,
+        request: HttpRequest,
         target: _Target,
         breaker: CircuitBreaker | None,
         trial: int,
@@ -863,24 +875,67 @@ class OutgoingHttp(Generic[ResponseT]):
 
         The breaker is told what :meth:`CallPermit.record` would tell it: a success through
         a closed breaker takes its lock-free path. A failure waits as for :meth:`_failed`.
+        A response that does not fail by its status is not done yet when its library reads
+        its body later (httpx): its outcome is then told when the body has been read or
+        the response closed (:meth:`HttpLibrary.when_read`), since reading may still fail.
         """
         library = self.library
         status = library.status_code(response)
-        failed = status >= 500 or status == 429  # is_failure_status, inline
+        if not (status >= 500 or status == 429):  # is_failure_status, inline
+            finish = functools.partial(
+                self._finish, span, request, target, breaker, trial, admitted, response, started
+            )
+            if not library.when_read(response, finish):
+                finish(None)
+            return False
         if breaker is not None:
-            if not failed and not trial and breaker._fast:
+            held = None if defer or trial else held_verdict.get()
+            if held is not None:
+                held.hold(CallPermit(breaker, admitted, 0), None)
+            elif not (defer and not trial):  # deferred: the caller holds it
+                breaker._record_outcome(True, admitted, trial, None)
+            wait = retry_after_seconds(library.header(response, "Retry-After"))
+            if wait is not None:
+                breaker.report_retry_after(wait)
+        self._end_answered(span, request.method, target, response, status, started)
+        return True
+
+    def _finish(
+        self,
+        span: trace.Span,
+        request: HttpRequest,
+        target: _Target,
+        breaker: CircuitBreaker | None,
+        trial: int,
+        admitted: float,
+        response: ResponseT,
+        started: float,
+        error: BaseException | None,
+    ) -> None:
+        """Tell how an answered attempt ended: read to its end (or closed) or, with
+        ``error``, failed while its body was read (a timeout, a dropped connection)."""
+        status = self.library.status_code(response)
+        if error is not None:
+            span.set_attribute("http.response.status_code", status)
+            self._failed(span, request, target, breaker, trial, admitted, error, started, False)
+            return
+        if breaker is not None:
+            if not trial and breaker._fast:
                 breaker._record_fast_success(admitted)
             else:
-                held = None if defer or not failed or trial else held_verdict.get()
-                if held is not None:
-                    held.hold(CallPermit(breaker, admitted, 0), None)
-                elif not (defer and failed and not trial):  # deferred: the caller holds it
-                    breaker._record_outcome(failed, admitted, trial, None)
-                if failed:
-                    wait = retry_after_seconds(library.header(response, "Retry-After"))
-                    if wait is not None:
-                        breaker.report_retry_after(wait)
-        version = library.protocol_version(response)
+                breaker._record_outcome(False, admitted, trial, None)
+        self._end_answered(span, request.method, target, response, status, started)
+
+    def _end_answered(
+        self,
+        span: trace.Span,
+        method: str,
+        target: _Target,
+        response: ResponseT,
+        status: int,
+        started: float,
+    ) -> None:
+        version = self.library.protocol_version(response)
         endpoint = target.endpoint
         added, metric_attributes = endpoint.by_answer.get(
             (method, status, version)
@@ -890,4 +945,3 @@ class OutgoingHttp(Generic[ResponseT]):
         span.set_attributes(added)
         self._duration.record(time.perf_counter() - started, metric_attributes)
         span.end()
-        return failed

@@ -3,8 +3,9 @@
 Paths: ``/ok`` (200), ``/status/<code>``, ``/retry-after/<seconds>`` (429 with
 ``Retry-After``), ``/slow/<milliseconds>`` (200 after a delay), ``/drop`` (closes the
 connection without answering), ``/flaky/<key>/<n>`` (503 for the first ``n`` requests with
-that key, 200 after), ``/redirect/<percent-encoded URL>`` (302 to that URL). Every request
-is recorded with its method, path and headers, so a test can tell whether a request
+that key, 200 after), ``/redirect/<percent-encoded URL>`` (302 to that URL),
+``/stall-body/<milliseconds>`` (200 and its headers at once, the body after a delay). Every
+request is recorded with its method, path and headers, so a test can tell whether a request
 reached the server at all.
 """
 
@@ -44,6 +45,17 @@ class _Handler(BaseHTTPRequestHandler):
         if parts[0] == "drop":
             self.close_connection = True
             self.connection.close()
+            return
+        if parts[0] == "stall-body":
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(int(parts[1]) / 1000)
+            try:
+                self.wfile.write(b"late\n")
+            except OSError:  # the client gave up waiting
+                self.close_connection = True
             return
         if parts[0] == "status":
             status = int(parts[1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -96,6 +97,9 @@ class _Library:
 
     def discard(self, response: str) -> None:
         return None
+
+    def when_read(self, response: str, finish: Callable[[BaseException | None], None]) -> bool:
+        return False
 
 
 def test_a_url_we_cannot_read_goes_out_uninstrumented(caplog: pytest.LogCaptureFixture) -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
-from collections.abc import Awaitable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from typing import Any
 
 import httpcore
@@ -104,12 +104,95 @@ class _Httpx:
     def protocol_version(self, response: httpx.Response) -> str | None:
         return _protocol_version(response.http_version)
 
+    def when_read(
+        self, response: httpx.Response, finish: Callable[[BaseException | None], None]
+    ) -> bool:
+        """httpx's client reads the body after the transport returns (a streamed response,
+        whenever the program does): the stream is wrapped so that its end, its close or a
+        failure while reading it (a ``ReadTimeout`` after the headers) finishes the call."""
+        stream = response.stream
+        if isinstance(stream, httpx.SyncByteStream):
+            response.stream = _AccountedStream(stream, finish)
+        elif isinstance(stream, httpx.AsyncByteStream):
+            response.stream = _AccountedAsyncStream(stream, finish)
+        else:
+            return False
+        return True
+
     def discard(self, response: httpx.Response) -> Awaitable[None] | None:
         """Close a response the retry goes past; an async one is closed by awaiting."""
         if isinstance(response.stream, httpx.SyncByteStream):
             response.close()
             return None
         return response.aclose()
+
+
+class _Finishing:
+    """Calls ``finish`` once: at the body's end, at close, or with the error reading raised."""
+
+    __slots__ = ("_finish",)
+
+    def __init__(self, finish: Callable[[BaseException | None], None]) -> None:
+        self._finish: Callable[[BaseException | None], None] | None = finish
+
+    def _done(self, error: BaseException | None) -> None:
+        finish = self._finish
+        if finish is not None:
+            self._finish = None
+            finish(error)
+
+
+class _AccountedStream(_Finishing, httpx.SyncByteStream):
+    """A response body whose reading finishes the instrumented call (sync)."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(
+        self, inner: httpx.SyncByteStream, finish: Callable[[BaseException | None], None]
+    ) -> None:
+        super().__init__(finish)
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._inner
+        except BaseException as error:
+            self._done(error)
+            raise
+        self._done(None)
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._done(None)  # closed before its end: the program had what it wanted
+
+
+class _AccountedAsyncStream(_Finishing, httpx.AsyncByteStream):
+    """A response body whose reading finishes the instrumented call (async)."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(
+        self, inner: httpx.AsyncByteStream, finish: Callable[[BaseException | None], None]
+    ) -> None:
+        super().__init__(finish)
+        self._inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except BaseException as error:
+            self._done(error)
+            raise
+        self._done(None)
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            self._done(None)
 
 
 @functools.lru_cache(maxsize=16)

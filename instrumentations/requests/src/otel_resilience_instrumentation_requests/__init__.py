@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Collection, MutableMapping
+from collections.abc import Callable, Collection, MutableMapping
 from typing import Any
 
 import requests
@@ -95,6 +95,13 @@ class _Requests:
 
     def discard(self, response: requests.Response) -> None:
         response.close()
+
+    def when_read(
+        self, response: requests.Response, finish: Callable[[BaseException | None], None]
+    ) -> bool:
+        """``Session.send`` reads the body before it returns (unless ``stream=True``), inside
+        the hook: a body that fails to arrive raises there, as the attempt's failure."""
+        return False
 
 
 def _replayable(body: object) -> bool:
