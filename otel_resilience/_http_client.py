@@ -257,6 +257,9 @@ class HttpRequest(NamedTuple):
     replayable: bool
     via_proxy: bool = False
     """Sent through a proxy: a failure to connect is then the proxy's, not the endpoint's."""
+    redirects: int = 0
+    """Hops sent before this one for the same call (redirects followed): each is a resend,
+    as ``http.request.resend_count`` counts them."""
 
 
 class HttpLibrary(Protocol[ResponseT_contra]):
@@ -765,23 +768,23 @@ class OutgoingHttp(Generic[ResponseT]):
         started (``time.perf_counter``, for the histogram): a plain tuple, the cheapest
         thing to make and unpack.
 
-        The first attempt of a retried call (``first``) is no resend; any other attempt's
-        resend count is that of the retry now running, if any (ours, or a program's own
-        :class:`Retry` around the request). The span is started in the current context,
-        passed explicitly so that the SDK does not look it up three more times. The context
-        the request is sent in makes our span current and suppresses lower HTTP layers,
-        which keeps urllib3's or httpcore's own instrumentation (if any) from adding a
-        second client span: one copy of the current context for both (what
+        ``http.request.resend_count`` counts resends for any reason, as the conventions
+        ask: the redirect hops sent before this one, plus, for any attempt but the first of
+        a retried call (``first``), the number of the retry now running, if any (ours, or
+        a program's own :class:`Retry` around the request). The span is started in the
+        current context, passed explicitly so that the SDK does not look it up three more
+        times. The context the request is sent in makes our span current and suppresses
+        lower HTTP layers, which keeps urllib3's or httpcore's own instrumentation (if any)
+        from adding a second client span: one copy of the current context for both (what
         ``trace.set_span_in_context`` and ``context.set_value`` would make in two).
         """
         if current is None:
             current = context.get_current()
         method = request.method
         span_attributes = target.span_by_method.get(method) or target.span_attributes(method)
-        if not first:
-            resend_count = _retry_attempt.get()
-            if resend_count:
-                span_attributes = {**span_attributes, "http.request.resend_count": resend_count}
+        resend_count = request.redirects if first else request.redirects + _retry_attempt.get()
+        if resend_count:
+            span_attributes = {**span_attributes, "http.request.resend_count": resend_count}
         span = self._tracer.start_span(
             method, context=current, kind=SpanKind.CLIENT, attributes=span_attributes
         )

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import quote
 
+import httpx
 import pytest
 import requests
 from http_test_server import ScriptedHttpServer, scripted_http_server
 from instrumentation_harness import Instrumented, instrument
+from otel_resilience_instrumentation_httpx import HTTPXClientInstrumentor
 from otel_resilience_instrumentation_requests import RequestsInstrumentor
 
 from otel_resilience import BreakerPolicy
@@ -87,3 +89,30 @@ def test_redirects_not_followed_stay_one_hop(
         session.max_redirects = 0
         with pytest.raises(requests.exceptions.TooManyRedirects):
             session.get(url, timeout=5)
+
+
+def test_each_hop_carries_its_resend_count(
+    instrumented: Instrumented, http_server: ScriptedHttpServer, target: ScriptedHttpServer
+) -> None:
+    """``http.request.resend_count``: resends for any reason, redirects included."""
+    to_target = target.url("/flaky/hop/1")  # the target's first answer is a 503, then 200
+    url = _redirect(http_server, _redirect(http_server, to_target))
+    assert requests.get(url, timeout=5).status_code == 200
+    counts = [
+        (s.attributes or {}).get("http.request.resend_count") for s in instrumented.finished()
+    ]
+    assert counts == [None, 1, 2, 3]  # hop 0, hop 1, hop 2 (503), hop 2 retried
+
+
+def test_httpx_hops_carry_their_resend_count(
+    http_server: ScriptedHttpServer, target: ScriptedHttpServer
+) -> None:
+    url = _redirect(http_server, target.url("/ok"))
+    for instrumented in instrument(HTTPXClientInstrumentor(), retries=2):
+        response = httpx.get(url, timeout=5, follow_redirects=True)
+        assert response.status_code == 200
+        again = httpx.get(target.url("/ok"), timeout=5)  # a new call starts from none
+        assert again.status_code == 200
+        spans = instrumented.finished()
+        counts = [(s.attributes or {}).get("http.request.resend_count") for s in spans]
+        assert counts == [None, 1, None]

@@ -52,6 +52,9 @@ __all__ = ["HTTPXCircuitOpenError", "HTTPXClientInstrumentor"]
 
 _logger = logging.getLogger(__name__)
 
+_HOPS = "otel_resilience.hops"
+"""The key, in a request's ``extensions``, of how many hops were sent for it so far."""
+
 _DIRECT_POOLS: tuple[type, ...] = (
     httpcore.ConnectionPool,
     httpcore.AsyncConnectionPool,
@@ -209,7 +212,14 @@ def _describe(request: httpx.Request, transport: object) -> HttpRequest:
     # A proxied transport's pool is httpcore's HTTPProxy or SOCKSProxy; a plain one's is
     # exactly ConnectionPool (or AsyncConnectionPool).
     via_proxy = type(getattr(transport, "_pool", None)) not in _DIRECT_POOLS
-    return HttpRequest(request.method, str(request.url), request.headers, replayable, via_proxy)
+    # httpx builds each redirect hop's request with the first one's extensions dict: the
+    # hops sent so far for this call are counted there.
+    extensions = request.extensions
+    redirects = extensions.get(_HOPS, 0)
+    extensions[_HOPS] = redirects + 1
+    return HttpRequest(
+        request.method, str(request.url), request.headers, replayable, via_proxy, redirects
+    )
 
 
 class HTTPXClientInstrumentor(BaseInstrumentor):  # type: ignore[misc]

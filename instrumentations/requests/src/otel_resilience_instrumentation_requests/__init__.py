@@ -17,6 +17,7 @@ request. Everything it adds comes from the core's one outgoing-HTTP wrapper
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import ssl
 from collections.abc import Callable, Collection, MutableMapping
@@ -109,6 +110,12 @@ def _replayable(body: object) -> bool:
     return body is None or isinstance(body, bytes | str)
 
 
+_hops: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "otel_resilience.requests.hops", default=None
+)
+"""While :func:`_follow_redirects` follows a chain: the number of the next hop."""
+
+
 def _follow_redirects(
     session: requests.Session,
     prepared: requests.PreparedRequest,
@@ -130,6 +137,7 @@ def _follow_redirects(
     first = outgoing.call(request, send, (prepared,), {**kwargs, "allow_redirects": False})
     if not first.is_redirect:
         return first
+    token = _hops.set([1])
     first._next = None  # set for a caller who follows by hand, as Response.next() does
     follow = {name: value for name, value in kwargs.items() if name != "allow_redirects"}
     follow.setdefault("stream", session.stream)
@@ -137,7 +145,10 @@ def _follow_redirects(
     follow.setdefault("cert", session.cert)
     if "proxies" not in follow:
         follow["proxies"] = resolve_proxies(prepared, session.proxies, session.trust_env)
-    history = [first, *session.resolve_redirects(first, prepared, **follow)]
+    try:
+        history = [first, *session.resolve_redirects(first, prepared, **follow)]
+    finally:
+        _hops.reset(token)
     final = history.pop()
     final.history = history
     return final
@@ -177,6 +188,10 @@ class RequestsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             try:
                 if kwargs.get("allow_redirects", True) and is_http_instrumentation_enabled():
                     return _follow_redirects(instance, prepared, request, outgoing, wrapped, kwargs)
+                hops = _hops.get()
+                if hops is not None:  # a hop of a redirect chain that _follow_redirects follows
+                    request = request._replace(redirects=hops[0])
+                    hops[0] += 1
                 return outgoing.call(request, wrapped, args, kwargs)
             except RequestsCircuitOpenError as rejected:
                 rejected.request = prepared  # as requests' own errors carry it
