@@ -377,3 +377,27 @@ def test_a_timeout_counts_against_the_endpoint(http_server: ScriptedHttpServer) 
         assert breaker.stats.failures == 1
         (span,) = instrumented.finished()
         assert (span.attributes or {})["error.type"] == "ReadTimeout"
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    ["%B2", "99999999999999999999999", "Fri%2C%2031%20Dec%209999%2023%3A59%3A59%20GMT"],
+)
+def test_a_hostile_retry_after_never_breaks_the_request(
+    http_server: ScriptedHttpServer, retry_after: str
+) -> None:
+    """An invalid ``Retry-After`` is ignored, a valid one capped; sync and async alike."""
+    policy = BreakerPolicy(consecutive_failures=1, max_recovery_timeout=30, recovery_jitter=0)
+    url = http_server.url(f"/retry-after/{retry_after}")
+
+    async def get_async() -> int:
+        async with httpx.AsyncClient(timeout=5) as client:
+            return (await client.get(url)).status_code
+
+    for instrumented in instrument(policy, retries=2):
+        assert httpx.get(url, timeout=5).status_code == 429
+        breaker = instrumented.registry.get(f"http://127.0.0.1:{http_server.port}")
+        assert breaker.seconds_until_trial() <= 30
+        breaker.reset()
+        assert asyncio.run(get_async()) == 429
+        assert all(span.end_time is not None for span in instrumented.finished())
