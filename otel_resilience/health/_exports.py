@@ -22,6 +22,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from otel_resilience._fork import unlock_after_fork
 from otel_resilience.config import Signal
 from otel_resilience.health._status import CheckResult
 
@@ -57,6 +58,7 @@ class ExportOutcomes:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
+        unlock_after_fork(self, "_lock")
         self._signals: dict[str, SignalExports] = {}
 
     def record(self, signal: str, succeeded: bool, error: str | None = None) -> None:

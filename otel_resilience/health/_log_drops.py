@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from otel_resilience._fork import unlock_after_fork
 from otel_resilience.health._status import CheckResult
 
 __all__ = ["RECENT_SECONDS", "LogDropWatch", "current_log_drops"]
@@ -42,6 +43,7 @@ class LogDropWatch:
         self._clock = clock
         self._recent = recent_seconds
         self._lock = threading.Lock()
+        unlock_after_fork(self, "_lock")
         self._seen = 0
         self._grew_at: float | None = None
 
