@@ -758,8 +758,10 @@ LOG_REDACT = Variable(
     type_name="`true` or `false`",
     expected="true or false",
     meaning=(
-        "Replace the values of bound and `extra=` fields named like secrets (`password`, "
-        "`authorization`, `token`...) with `[REDACTED]`."
+        "Redact credentials in what logs carry: fields named like secrets (`password`, "
+        "`authorization`, `token`, `dsn`...) become `[REDACTED]`, and credentials quoted in "
+        "messages, values and exceptions (URLs, `token=`, `Bearer`...) become `REDACTED` "
+        "(see the README)."
     ),
     invalid_example="on",
 )

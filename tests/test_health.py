@@ -7,6 +7,7 @@ import http.client
 import io
 import json
 import logging
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -408,6 +410,34 @@ def test_credentials_in_a_failure_never_reach_the_report(health: Health) -> None
     )
 
 
+def test_credentials_a_real_client_error_quotes_never_reach_the_report(health: Health) -> None:
+    secret = "s3cr3t-XYZ"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+
+    def upstream() -> None:  # urllib3 quotes the path and query in its message
+        requests.get(f"http://127.0.0.1:{closed_port}/v1/items?token={secret}", timeout=5)
+
+    def database() -> None:
+        raise ConnectionError(
+            f"no connection (host=127.0.0.1 sslpassword={secret} user=app) "
+            f"after sending Bearer {secret}"
+        )
+
+    health.checks.register("upstream", upstream)
+    health.checks.register("database", database)
+    document = health.get("/status")[1]
+    upstream_detail = check_named(document, "upstream")["detail"]
+    database_detail = check_named(document, "database")["detail"]
+    assert secret not in upstream_detail
+    assert "Max retries exceeded with url: /v1/items?token=REDACTED" in upstream_detail
+    assert database_detail == (
+        "raised ConnectionError: no connection (host=127.0.0.1 sslpassword=REDACTED user=app) "
+        "after sending Bearer REDACTED"
+    )
+
+
 def test_registering_again_replaces_and_unregistering_removes(health: Health) -> None:
     health.checks.register("db", lambda: False)
     health.checks.register("db", lambda: True)
@@ -599,3 +629,17 @@ def test_the_launcher_serves_health_status_and_metrics_on_one_port() -> None:
             exposition = response.read().decode()
         assert 'app_orders_total{channel="web"' in exposition
         assert "resilience_circuit_breaker_state{" in exposition
+
+
+def test_a_timeout_beyond_a_day_is_a_day_not_an_overflow() -> None:
+    """``timeout=1e10`` once reached the thread's wait and overflowed: a slow, healthy check
+    was reported down."""
+    checks = HealthChecks()
+
+    def slow_but_fine() -> CheckResult:
+        threading.Event().wait(0.1)
+        return CheckResult.ok()
+
+    checks.register("slow", slow_but_fine, timeout=1e10)
+    (report,) = checks.run(default_timeout=2.0)
+    assert report.status is HealthStatus.OK, report.detail

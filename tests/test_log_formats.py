@@ -694,6 +694,8 @@ def _records_of_every_shape(tracer: Tracer) -> list[logging.LogRecord]:
         {"level": "mine", "trace_id": "x"},  # collides with reserved fields
         {"bad": "lone \udcff surrogate"},
         {"object": object()},
+        {"note": "Bearer s3cr3t-XYZ"},  # a credential in the value of a clean name
+        {"note": "sent to postgresql://u:s3cr3t-XYZ@127.0.0.1/db", "raw": b"token=s3cr3t-XYZ"},
     ]
     messages: list[tuple[object, tuple[object, ...]]] = [
         ("plain", ()),
@@ -702,6 +704,7 @@ def _records_of_every_shape(tracer: Tracer) -> list[logging.LogRecord]:
         ({"a": 1}, ()),  # not a string
         ("surrogate \udcff in message", ()),
         ("ünïcödé %s", ("ok",)),
+        ("connecting to %s", ("redis://:s3cr3t-XYZ@127.0.0.1:6379/0",)),
     ]
     for context in ({}, {"request_id": "r-42", "user_id": "u-7"}, {"profile": profile}):
         for in_span in (False, True):
@@ -743,6 +746,7 @@ def test_the_fast_path_writes_what_the_general_path_writes(
         assert fast.format_bytes(record) == general.format_bytes(record), record.__dict__
         assert fast.format(record) == general.format(record)
         json.loads(fast.format_bytes(record))
+        assert b"s3cr3t" not in fast.format_bytes(record)
     # The fast path did run for the common shapes (each record is formatted three times).
     assert fell_back < 3 * 2 * len(records) or not fast._fast
 

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from otel_resilience._fork import unlock_after_fork
+from otel_resilience._secrets import redact_text
+from otel_resilience.config import MAX_SECONDS
 from otel_resilience.health._status import CheckResult, HealthStatus
 
 __all__ = [
@@ -61,17 +63,14 @@ class CheckReport:
         }
 
 
-# Exception messages of database drivers and HTTP clients may quote a DSN or a URL with
-# its credentials; a status page must not show them (see the README's security notes).
-_URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][\w+.-]*://)[^/@\s]+@")
-_PASSWORD_FIELD = re.compile(r"\b(password|passwd|pwd)\s*=\s*('[^']*'|\"[^\"]*\"|[^\s;,]+)", re.I)
-
-
 def one_line(text: str) -> str:
-    """``text`` on one line, of a readable length, without credentials."""
-    flat = " ".join(text.split())
-    flat = _URL_CREDENTIALS.sub(r"\1REDACTED:REDACTED@", flat)
-    flat = _PASSWORD_FIELD.sub(r"\1=REDACTED", flat)
+    """``text`` on one line, of a readable length, without credentials.
+
+    Exception messages of database drivers and HTTP clients may quote a DSN, a URL or a
+    header with its credentials; a status page must not show them. Redacted before it is
+    cut, so a secret cannot survive as the part before the cut.
+    """
+    flat = redact_text(" ".join(text.split()))
     return flat if len(flat) <= _MAX_DETAIL else flat[: _MAX_DETAIL - 3] + "..."
 
 
@@ -134,7 +133,7 @@ class _Run:
 
 
 class _RegisteredCheck:
-    __slots__ = ("_lock", "_running", "critical", "function", "name", "timeout")
+    __slots__ = ("__weakref__", "_lock", "_running", "critical", "function", "name", "timeout")
 
     def __init__(
         self, name: str, function: CheckFunction, timeout: float | None, critical: bool
@@ -144,6 +143,7 @@ class _RegisteredCheck:
         self.timeout = timeout
         self.critical = critical
         self._lock = threading.Lock()
+        unlock_after_fork(self, "_lock")
         self._running: _Run | None = None
 
     def start(self, timeout: float, now: float) -> _Run:
@@ -200,6 +200,7 @@ class HealthChecks:
     def __init__(self) -> None:
         self._checks: dict[str, _RegisteredCheck] = {}
         self._lock = threading.Lock()
+        unlock_after_fork(self, "_lock")
 
     def register(
         self,
@@ -221,6 +222,8 @@ class HealthChecks:
             raise TypeError(f"a health check must be callable, got {type(check).__name__}")
         if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
             raise ValueError(f"a health check timeout must be a positive number, got {timeout!r}")
+        if timeout is not None:
+            timeout = min(timeout, MAX_SECONDS)  # longer waits overflow the thread's wait
         registered = _RegisteredCheck(name, check, timeout, critical)
         with self._lock:
             self._checks = {**self._checks, name: registered}

@@ -13,7 +13,8 @@ library::
 
 Every record, from the program or from a third-party library, carries the current trace and
 span ids and the bound context, in the documented JSON fields (``JSON_FIELDS``) or an
-aligned human line; fields named like secrets are redacted.
+aligned human line; fields named like secrets, and credentials quoted in messages, values
+and exceptions, are redacted.
 """
 
 from otel_resilience.logs._async_handler import FileSink, NonBlockingHandler, StreamSink

@@ -14,7 +14,9 @@ the level name padded to 8; the logger name padded to ``logger_width`` (20; long
 are printed whole rather than cut, since a cut name can point at the wrong module); the
 message; the bound context and ``extra=`` fields as ``key=value`` (redacted, the same
 collision rule as the JSON format: ``extra=`` wins and the bound value moves to
-``context.<key>``); the span ids in brackets when there is a valid current span.
+``context.<key>``); the span ids in brackets when there is a valid current span. The
+message, traceback and stack have the credentials they quote replaced, as in the JSON
+lines (see :mod:`otel_resilience.logs._redaction`).
 
 Ids are shortened to their first 8 hex digits each (``short_ids=False`` prints them whole):
 32 bits tell one trace or span from another on a screen of logs, and a prefix is what
@@ -151,6 +153,8 @@ class HumanFormatter(logging.Formatter):
 
     def _format(self, record: logging.LogRecord) -> str:
         message, message_error = record_message(record)
+        redactor = self.redactor
+        message = redactor.redact_text(message)
         name = record.name if type(record.name) is str else safe_repr(record.name)
         line = (
             f"{self._time(record)} {self._level_cell(record)} "
@@ -158,7 +162,9 @@ class HumanFormatter(logging.Formatter):
         )
         fields = self._fields(record)
         if message_error is not None:
-            error_pair = self._pair("otel_resilience.format_error", message_error)
+            error_pair = self._pair(
+                "otel_resilience.format_error", redactor.redact_text(message_error)
+            )
             fields = f"{fields} {error_pair}" if fields else error_pair
         if fields:
             line = f"{line}  {fields}"
@@ -170,9 +176,10 @@ class HumanFormatter(logging.Formatter):
                 span_id = span_id[:_SHORT_ID_LENGTH]
             line = f"{line}  {self._dim_start}[trace={trace_id} span={span_id}]{self._dim_end}"
         if record.exc_info and record.exc_info[0] is not None:
-            line = f"{line}\n{formatted_traceback(self, record)}"
+            # Its message may quote a DSN; its source lines, a hard-coded one.
+            line = f"{line}\n{redactor.redact_text(formatted_traceback(self, record))}"
         if record.stack_info:
-            line = f"{line}\n{record.stack_info}"
+            line = f"{line}\n{redactor.redact_text(record.stack_info)}"
         return line
 
     def _time(self, record: logging.LogRecord) -> str:
@@ -231,8 +238,9 @@ class HumanFormatter(logging.Formatter):
     def _error_line(self, record: logging.LogRecord, error: BaseException) -> str:
         """A plain line for a record that could not be rendered in full; never raises."""
         try:
-            message, _ = record_message(record)
+            message = self.redactor.redact_text(record_message(record)[0])
             name = safe_repr(getattr(record, "name", "?"))
-            return f"{level_name(record)} {name}  {message}  [format error: {safe_repr(error)}]"
+            problem = self.redactor.redact_text(safe_repr(error))
+            return f"{level_name(record)} {name}  {message}  [format error: {problem}]"
         except Exception:
             return "<unformattable log record>"

@@ -11,6 +11,13 @@ ring has its own short lock, held only for one ``deque.append`` (and the evictio
 must agree with it) or for one copy of the deque; filtering runs on the copy, outside it.
 A bare ``deque(maxlen=...)`` append is atomic under the GIL, but the eviction count would
 then be read and written apart from the append and drift under contention.
+
+Redaction: an entry holds only the redacted form, since a buffer that a debug endpoint or a
+test dumps is an output like any other. The message has the credentials it quotes taken
+out, the attributes go through the handler's :class:`~otel_resilience.logs._redaction.Redactor`
+(by name and in values, as the formatters' fields do), and the formatted line, exception
+and traceback included, is redacted by the formatter when it is one of this package's
+(which every output uses) or by the handler's redactor otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +32,10 @@ from typing import Final
 
 from opentelemetry import trace
 
+from otel_resilience._fork import unlock_after_fork
+from otel_resilience.logs._context import bound, holds_only_constants
 from otel_resilience.logs._levels import TRACE, level_name
+from otel_resilience.logs._redaction import DEFAULT_REDACTOR, Redactor
 
 __all__ = ["LogEntry", "RingBufferHandler"]
 
@@ -52,6 +62,7 @@ class LogEntry:
     ``span_id`` are lower-case hex, ``None`` outside a valid span. ``attributes`` holds the
     bound context overlaid with the record's ``extra=`` fields (the record's win: they are
     the more specific). ``formatted`` is the handler formatter's line, ``None`` without one.
+    ``message``, ``attributes`` and ``formatted`` are redacted (see the module).
     """
 
     timestamp: float
@@ -69,7 +80,9 @@ class RingBufferHandler(logging.Handler):
     """Keeps the last ``capacity`` records as :class:`LogEntry`; the oldest go first.
 
     ``context_provider``, if given, is called at each emit and its mapping is stored in the
-    entry's attributes (e.g. the fields bound by the logs context API). Like every handler
+    entry's attributes (e.g. the fields bound by the logs context API). ``redactor``
+    replaces the default :class:`~otel_resilience.logs._redaction.Redactor`
+    (``Redactor(enabled=False)`` keeps records as they were logged). Like every handler
     of this package it never raises into the program: a failure is counted in
     :attr:`errors` instead (see :meth:`handleError`).
     """
@@ -80,14 +93,22 @@ class RingBufferHandler(logging.Handler):
         *,
         level: int | str = logging.NOTSET,
         context_provider: Callable[[], Mapping[str, object]] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
         super().__init__(level)
         self.capacity: Final = capacity
         self._context_provider = context_provider
+        self.redactor: Final = DEFAULT_REDACTOR if redactor is None else redactor
+        # A tuple replaced in one assignment: the context mapping last redacted, redacted.
+        self._context_cache: tuple[Mapping[str, object] | None, Mapping[str, object]] = (
+            None,
+            _EMPTY,
+        )
         self._ring: deque[LogEntry] = deque(maxlen=capacity)
         self._ring_lock = threading.Lock()
+        unlock_after_fork(self, "_ring_lock")
         self._evicted = 0
         self._errors = 0
 
@@ -140,24 +161,47 @@ class RingBufferHandler(logging.Handler):
             level=level_name(record),
             levelno=record.levelno,
             logger=record.name,
-            message=record.getMessage(),
+            message=self.redactor.redact_text(record.getMessage()),
             trace_id=trace_id,
             span_id=span_id,
             attributes=self._attributes(record),
-            formatted=self.format(record) if self.formatter is not None else None,
+            formatted=self._formatted(record),
         )
+
+    def _formatted(self, record: logging.LogRecord) -> str | None:
+        formatter = self.formatter
+        if formatter is None:
+            return None
+        line = self.format(record)
+        own = getattr(formatter, "redactor", None)
+        if isinstance(own, Redactor) and own.scan_values:
+            return line  # this package's formatter redacted it: no second pass
+        return self.redactor.redact_text(line)
 
     def _attributes(self, record: logging.LogRecord) -> Mapping[str, object]:
         attributes: dict[str, object] = {}
         if self._context_provider is not None:
             try:
-                attributes.update(self._context_provider())
+                attributes.update(self._redacted_context(self._context_provider()))
             except Exception:  # the record is worth keeping without its context
                 self._errors += 1
-        for key, value in record.__dict__.items():
-            if key not in _RECORD_FIELDS:
-                attributes[key] = value
+        extras = {key: value for key, value in record.__dict__.items() if key not in _RECORD_FIELDS}
+        if extras:
+            attributes.update(self.redactor.redact(extras))
         return types.MappingProxyType(attributes) if attributes else _EMPTY
+
+    def _redacted_context(self, context: Mapping[str, object]) -> Mapping[str, object]:
+        """The context redacted; once per mapping for the logs context API's bound fields,
+        which are replaced on each bind, never changed (when their values are constants).
+        Another provider's mapping may be changed in place: it is redacted every time."""
+        cached, redacted = self._context_cache
+        if context is cached:
+            return redacted
+        redacted = self.redactor.redact(context)
+        if context is bound() and holds_only_constants(context):
+            # Holding ``context`` keeps its identity from being reused by another mapping.
+            self._context_cache = (context, redacted)
+        return redacted
 
     def entries(
         self,

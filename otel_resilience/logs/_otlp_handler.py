@@ -22,14 +22,17 @@ OTLP field                  from
                             except ``WARNING`` -> ``WARN`` and ``CRITICAL`` -> ``FATAL``, the
                             data model's display names, as the SDK's handler sends them
 ``body``                    ``record.getMessage()``; if that raises, the raw message and
-                            ``repr(args)``, with ``otel_resilience.format_error`` saying why
+                            ``repr(args)``, with ``otel_resilience.format_error`` saying why;
+                            credentials it quotes replaced (as are those in the
+                            ``exception.*`` and ``code.stacktrace`` attributes)
 ``attributes``              as the JSON line's fields, same names, same order: ``code.*``
                             (only with ``include_source``), ``exception.type`` (fully
                             qualified), ``exception.message``, ``exception.stacktrace``,
                             ``code.stacktrace`` (``stack_info``), then the bound context, then
-                            the ``extra=`` fields, both through the redactor, with the JSON
-                            formatter's rules for colliding names (``context.<name>``,
-                            ``extra.<name>``)
+                            the ``extra=`` fields, both through the redactor (by name and
+                            in string values, see :mod:`~otel_resilience.logs._redaction`),
+                            with the JSON formatter's rules for colliding names
+                            (``context.<name>``, ``extra.<name>``)
 ==========================  ==================================================================
 
 Attribute values are OTel attribute types: ``str``, ``bool``, ``int`` (within 64 bits,
@@ -76,6 +79,8 @@ from opentelemetry._logs import LoggerProvider, NoOpLogger, SeverityNumber, get_
 from opentelemetry._logs import LogRecord as OtelLogRecord
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_current
 
+from otel_resilience._fork import unlock_after_fork
+from otel_resilience._secrets import redact_text
 from otel_resilience.logs._async_handler import LockFreeHandler
 from otel_resilience.logs._context import bound
 from otel_resilience.logs._json_format import (
@@ -249,12 +254,15 @@ class OtlpLogHandler(LockFreeHandler):
         # logger name -> its OTel logger, or None when the provider gives a no-op one.
         self._loggers: dict[str, OtelLogger | None] = {}
         self._loggers_lock = threading.Lock()
+        unlock_after_fork(self, "_loggers_lock")
         self._state = _EmitState()
         self._errors = 0
         # One entry, replaced in one assignment: the bound mapping last prepared.
         self._prepared_bound = BoundFields[AttributeValue](self.redactor, _attribute_field)
-        # ``extra=`` names that need neither renaming nor redaction (only grown; bounded).
+        # ``extra=`` names that need neither renaming nor redaction by name (only grown;
+        # bounded): their strings are only scanned for credentials, if the redactor does.
         self._clean_names: set[str] = set()
+        self._scan = self.redactor.scan_values
 
     @property
     def errors(self) -> int:
@@ -287,7 +295,7 @@ class OtlpLogHandler(LockFreeHandler):
                     context=context,
                     severity_number=severity,
                     severity_text=severity_text(record),
-                    body=clean_text(body),
+                    body=clean_text(self.redactor.redact_text(body)),
                     attributes=self._attributes(record, message_error),
                 )
             )
@@ -316,8 +324,9 @@ class OtlpLogHandler(LockFreeHandler):
         return self._all_attributes(record, message_error)
 
     def _plain_attributes(self, record: logging.LogRecord) -> dict[str, AttributeValue] | None:
-        """The bound context and ``extra=`` fields when there is nothing to rename, redact or
-        convert (names the redactor let through, plain values); None otherwise."""
+        """The bound context and ``extra=`` fields when there is nothing to rename, redact by
+        name or convert (plain names, plain values; strings only scanned for credentials);
+        None otherwise."""
         context = bound()
         prepared = self._prepared_bound(context) if context else _NO_ATTRIBUTES
         extras = record_extras(record)
@@ -330,20 +339,19 @@ class OtlpLogHandler(LockFreeHandler):
                 clean.update(
                     name
                     for name in extras
-                    if name.isascii() and name not in _RESERVED and not redactor.is_sensitive(name)
+                    if name.isascii() and name not in _RESERVED and redactor.is_plain(name)
                 )
             return None
         if not prepared.keys().isdisjoint(extras):
             return None
         attributes = dict(prepared)
+        scan = self._scan
         for name, value in extras.items():
             kind = type(value)
-            plain = (
-                kind is bool
-                or kind is float
-                or (kind is str and cast(str, value).isascii())
-                or (kind is int and value in _INT64)
-            )
+            if kind is str and cast(str, value).isascii():
+                attributes[name] = redact_text(cast(str, value)) if scan else cast(str, value)
+                continue
+            plain = kind is bool or kind is float or (kind is int and value in _INT64)
             if not plain:
                 return None
             attributes[name] = cast(AttributeValue, value)
@@ -358,15 +366,21 @@ class OtlpLogHandler(LockFreeHandler):
             attributes["code.file.path"] = attribute_value(record.pathname)
             attributes["code.line.number"] = attribute_value(record.lineno)
         exc_info = record.exc_info
+        redactor = self.redactor
         if exc_info and exc_info[0] is not None:
             formatter = self.formatter or _TRACEBACK_FORMATTER
             attributes["exception.type"] = clean_text(exception_type_name(exc_info[0]))
-            attributes["exception.message"] = clean_text(_safe_str(exc_info[1]))
-            attributes["exception.stacktrace"] = clean_text(formatted_traceback(formatter, record))
+            # A driver's message may quote its DSN; a traceback's source lines, a hard-coded one.
+            attributes["exception.message"] = clean_text(
+                redactor.redact_text(_safe_str(exc_info[1]))
+            )
+            attributes["exception.stacktrace"] = clean_text(
+                redactor.redact_text(formatted_traceback(formatter, record))
+            )
         if record.stack_info:
-            attributes["code.stacktrace"] = attribute_value(record.stack_info)
+            attributes["code.stacktrace"] = attribute_value(redactor.redact_text(record.stack_info))
         if message_error is not None:
-            attributes[_FORMAT_ERROR] = clean_text(message_error)
+            attributes[_FORMAT_ERROR] = clean_text(redactor.redact_text(message_error))
         context = bound()
         if context:
             attributes.update(self._prepared_bound(context))

@@ -288,7 +288,11 @@ def configure(
         formatter = _formatter(format, service_name, redact, None)
         handlers.append(_writer(file_sink, formatter, non_blocking, queue_size))
     if "memory" in chosen:
-        memory = RingBufferHandler(memory_capacity, context_provider=bound)
+        memory = RingBufferHandler(
+            memory_capacity,
+            context_provider=bound,
+            redactor=None if redact else Redactor(enabled=False),
+        )
         memory.setFormatter(_formatter(format, service_name, redact, None))
         handlers.append(memory)
     setup = LoggingSetup(tuple(handlers), memory, format, service_name, redact)
