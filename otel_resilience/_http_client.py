@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, NamedTuple, ParamSpec, Protocol, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.baggage import _BAGGAGE_KEY
@@ -51,6 +51,7 @@ from otel_resilience._fork import unlock_after_fork
 from otel_resilience._registry import CircuitBreakerRegistry, default_registry
 from otel_resilience._retry import Retry, RetryDetails
 from otel_resilience._retry import _attempt as _retry_attempt
+from otel_resilience._secrets import redact_text, redact_url
 from otel_resilience._version import __version__
 from otel_resilience.config import MAX_SECONDS, RetrySettings, current_settings
 
@@ -72,7 +73,6 @@ ResponseT_contra = TypeVar("ResponseT_contra", contravariant=True)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_REDACTED = "REDACTED"
 
 
 def is_failure_status(status: int) -> bool:
@@ -87,25 +87,6 @@ def endpoint_key(scheme: str, host: str, port: int | None) -> str:
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     return f"{scheme}://{host}:{port if port is not None else _DEFAULT_PORTS.get(scheme, 0)}"
-
-
-def redact_url(url: str) -> str:
-    """``url.full`` without credentials and without query values.
-
-    ``user:password@`` becomes ``REDACTED:REDACTED@``, as the conventions ask; every query
-    value becomes ``REDACTED`` because tokens and signatures travel there (names are kept:
-    they say what kind of request it was).
-    """
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{_REDACTED}:{_REDACTED}@" + netloc.rpartition("@")[2]
-    query = "&".join(
-        f"{field.partition('=')[0]}={_REDACTED}" if "=" in field else field
-        for field in parts.query.split("&")
-        if field
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
@@ -854,7 +835,9 @@ class OutgoingHttp(Generic[ResponseT]):
         method = request.method
         error_type = type(error).__qualname__
         span.set_attribute("error.type", error_type)
-        span.set_status(Status(StatusCode.ERROR, str(error)))
+        # The library's message may quote the URL, query and all (requests' "Max retries
+        # exceeded with url: /v1?key=..."): the same redaction as url.full.
+        span.set_status(Status(StatusCode.ERROR, redact_text(str(error))))
         self._duration.record(
             time.perf_counter() - started,
             {**target.endpoint.attributes(method), "error.type": error_type},
