@@ -257,6 +257,9 @@ class HttpLibrary(Protocol[ResponseT_contra]):
     name: str
     transport_errors: tuple[type[BaseException], ...]
     rejection_error: type[CircuitOpenError]
+    body_read_later: bool
+    """Whether the library reads a response's body after the hook returns (httpx): then
+    :meth:`when_read` is asked to finish the call when it has been read."""
 
     def blames_endpoint(self, error: BaseException, request: HttpRequest) -> bool:
         """Whether ``error``, one of ``transport_errors``, is evidence against the endpoint.
@@ -868,11 +871,14 @@ class OutgoingHttp(Generic[ResponseT]):
         library = self.library
         status = library.status_code(response)
         if not (status >= 500 or status == 429):  # is_failure_status, inline
-            finish = functools.partial(
-                self._finish, span, request, target, breaker, trial, admitted, response, started
-            )
-            if not library.when_read(response, finish):
-                finish(None)
+            if library.body_read_later and library.when_read(
+                response,
+                functools.partial(
+                    self._finish, span, request, target, breaker, trial, admitted, response, started
+                ),
+            ):
+                return False
+            self._finish(span, request, target, breaker, trial, admitted, response, started, None)
             return False
         if breaker is not None:
             held = None if defer or trial else held_verdict.get()

@@ -84,6 +84,7 @@ class _Library:
     name = "test"
     transport_errors: tuple[type[BaseException], ...] = (ConnectionError,)
     rejection_error: type[CircuitOpenError] = CircuitOpenError
+    body_read_later = False
 
     def blames_endpoint(self, error: BaseException, request: HttpRequest) -> bool:
         return True

@@ -84,6 +84,7 @@ class _Httpx:
         httpx.ProxyError,
     )
     rejection_error: type[CircuitOpenError] = HTTPXCircuitOpenError
+    body_read_later: bool = True  # the client reads it after the transport returns
 
     def blames_endpoint(self, error: BaseException, request: HttpRequest) -> bool:
         """Not the endpoint's: the pool of the program's own client was exhausted

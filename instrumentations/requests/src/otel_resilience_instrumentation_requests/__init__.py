@@ -28,7 +28,7 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
     BaseInstrumentor,
 )
-from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import unwrap
 from requests.utils import resolve_proxies
 
 from otel_resilience import CircuitOpenError
@@ -71,6 +71,7 @@ class _Requests:
         requests.exceptions.Timeout,
     )
     rejection_error: type[CircuitOpenError] = RequestsCircuitOpenError
+    body_read_later: bool = False  # Session.send reads it, inside the hook (see when_read)
 
     def blames_endpoint(self, error: BaseException, request: HttpRequest) -> bool:
         """Not the endpoint's: TLS verification failed against the caller's trust store
@@ -186,7 +187,7 @@ class RequestsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 _logger.warning("requests call not instrumented", exc_info=True)
                 return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
             try:
-                if kwargs.get("allow_redirects", True) and is_http_instrumentation_enabled():
+                if kwargs.get("allow_redirects", True):
                     return _follow_redirects(instance, prepared, request, outgoing, wrapped, kwargs)
                 hops = _hops.get()
                 if hops is not None:  # a hop of a redirect chain that _follow_redirects follows
