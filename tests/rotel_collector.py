@@ -38,7 +38,7 @@ def rotel_agent_path() -> Path:
     if not locations:
         raise RuntimeError(
             "the end-to-end tests need the `rotel` package (a collector binary in a wheel): "
-            "it is in the `test` extra of pyproject.toml; run scripts/bootstrap, or "
+            "it is in the `test` dependency group of pyproject.toml; run scripts/bootstrap, or "
             "`.venv/bin/pip install 'rotel>=0.0.1a15,<0.1'`"
         )
     agent = Path(locations[0]) / "rotel-agent"
