@@ -139,6 +139,20 @@ def test_one_install_instruments_every_library_the_program_uses(
     assert "Traceback" not in output
 
 
+def test_a_program_that_imports_no_library_pays_for_none(installed: Path, tmp_path: Path) -> None:
+    """Each instrumentation loads when its library is imported, not at start-up."""
+    output = _run(
+        installed,
+        "import sys\n"
+        "print('imported:', sorted(m for m in ('requests', 'redis') if m in sys.modules))\n",
+        tmp_path,
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+    )
+    assert "imported: []" in output
+
+
 def test_an_adapter_whose_library_is_absent_stays_silent(
     installed: Path, tmp_path: Path, http_server: ScriptedHttpServer
 ) -> None:
