@@ -1,7 +1,8 @@
 """``python -m otel_resilience``: commands for operating a program that runs the distribution.
 
 ``status [URL]`` prints a running process's health and status report (its ``/status``
-route) and exits with its verdict.
+route) and exits with its verdict. ``doctor`` prints what the launcher would load and
+configure in this environment, and why (see :mod:`otel_resilience._doctor`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ exit codes:
   1   the report says degraded (an open breaker, failing exports, dropped logs...)
   2   the report says down (a critical check failed or a critical breaker is open)
   3   no report: the URL is unreachable or did not answer with a status report
+  64  the command line is invalid
+"""
+
+_DOCTOR_EPILOG = """\
+exit codes:
+  0   no problem found
+  1   problems found (an invalid variable, a distro or configurator not in use...)
   64  the command line is invalid
 """
 
@@ -63,13 +71,38 @@ def _parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds to wait for the answer (default: 5)",
     )
+    doctor = commands.add_parser(
+        "doctor",
+        help="print what the launcher would load and configure here, and why",
+        description=(
+            "Report, for this environment and without running the program, the distro and "
+            "configurator in use, each instrumentation and whether it is active (or why "
+            "not), the exporters per signal, every OTEL_RESILIENCE_* setting with its "
+            "source, and the problems found."
+        ),
+        epilog=_DOCTOR_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    doctor.add_argument(
+        "--json", action="store_true", help="print one JSON object (schema: see the docs)"
+    )
     return parser
+
+
+def _doctor(as_json: bool) -> int:
+    from otel_resilience._doctor import gather, render_json, render_text
+
+    report = gather()
+    print(render_json(report) if as_json else render_text(report))
+    return 1 if report.problems else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code."""
     parser = _parser()
     arguments = parser.parse_args(argv)
+    if arguments.command == "doctor":
+        return _doctor(arguments.json)
     if urlsplit(arguments.url).scheme not in ("http", "https"):
         parser.error(f"the URL must start with http:// or https://, got {arguments.url!r}")
     if not arguments.timeout > 0:

@@ -2,7 +2,8 @@
 
 ``opentelemetry-instrument`` calls it once at start-up, after the distro and before the
 instrumentors. Select it explicitly with ``OTEL_PYTHON_CONFIGURATOR=otel_resilience`` when
-other configurators are installed too.
+other configurators are installed too. At INFO it logs one line saying what runs (the
+short form of ``python -m otel_resilience doctor``).
 """
 
 from __future__ import annotations
@@ -46,3 +47,16 @@ class ResilienceConfigurator(_BaseConfigurator):
                 "unchanged",
                 exc_info=True,
             )
+        _log_summary()
+
+
+def _log_summary() -> None:
+    """One INFO line on what runs, gathered only when it will be logged (about 20 ms)."""
+    if not _logger.isEnabledFor(logging.INFO):
+        return
+    try:
+        from otel_resilience._doctor import gather, summary_line
+
+        _logger.info("%s", summary_line(gather()))
+    except Exception:  # fail-safe: a summary is never worth the program
+        _logger.debug("otel-resilience could not summarise its set-up", exc_info=True)
