@@ -10,6 +10,7 @@ program does); requests reads it inside ``Session.send``: both against the same 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 
 import httpx
@@ -95,3 +96,18 @@ def test_requests_a_body_that_never_arrives_is_a_failure(http_server: ScriptedHt
         assert (stats.failures, stats.successes) == (1, 0)
         (span,) = instrumented.finished()
         assert span.status.status_code is StatusCode.ERROR
+
+
+def test_httpx_a_streamed_response_never_closed_finishes_when_collected(
+    httpx_instrumented: Instrumented, http_server: ScriptedHttpServer
+) -> None:
+    """A program that forgets to close a streamed response must not hold a trial slot."""
+    with httpx.Client(timeout=TIMEOUT) as client:
+        response = client.send(client.build_request("GET", http_server.url("/ok")), stream=True)
+        assert response.status_code == 200
+        assert httpx_instrumented.finished() == []
+        del response
+        gc.collect()
+    assert len(httpx_instrumented.finished()) == 1
+    stats = httpx_instrumented.registry.get(f"http://127.0.0.1:{http_server.port}").stats
+    assert stats.successes == 1

@@ -145,6 +145,11 @@ class _Finishing:
             self._finish = None
             finish(error)
 
+    def __del__(self) -> None:
+        # A streamed response the program never read nor closed: finish when it is
+        # collected, so that its span ends and a half-open trial slot is not held for good.
+        self._done(None)
+
 
 class _AccountedStream(_Finishing, httpx.SyncByteStream):
     """A response body whose reading finishes the instrumented call (sync)."""
