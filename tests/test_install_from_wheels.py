@@ -10,6 +10,7 @@ must stay silent while everything else goes on working.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -92,6 +93,26 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield environment / "bin"
 
 
+def _doctor(bin_folder: Path, cwd: Path) -> dict[str, str]:
+    """``python -m otel_resilience doctor --json`` in the venv: each of ours and its status."""
+    done = subprocess.run(
+        [str(bin_folder / "python"), "-m", "otel_resilience", "doctor", "--json"],
+        cwd=cwd,
+        env={**child_environment(), "PYTHONPATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    report = json.loads(done.stdout)
+    assert report["distro"]["in_use"] == "otel_resilience", report["distro"]
+    return {
+        item["name"]: item["status"] + (f": {item['reason']}" if item["reason"] else "")
+        for item in report["instrumentations"]
+        if item["ours"]
+    }
+
+
 def _run(bin_folder: Path, script: str, cwd: Path, *arguments: str, **env: str) -> str:
     """Run ``script`` from ``cwd`` under the venv's launcher; its output, stdout and stderr."""
     program = cwd / "app.py"
@@ -137,6 +158,9 @@ def test_one_install_instruments_every_library_the_program_uses(
     assert f"http://127.0.0.1:{http_server.port}" in breakers
     assert "redis://127.0.0.1:6379/0" in breakers
     assert "Traceback" not in output
+    statuses = _doctor(installed, tmp_path)
+    assert statuses["requests"] == statuses["redis"] == "active"
+    assert statuses["httpx"].startswith("inactive"), statuses  # httpx is not installed
 
 
 def test_a_program_that_imports_no_library_pays_for_none(installed: Path, tmp_path: Path) -> None:
@@ -167,8 +191,11 @@ def test_an_adapter_whose_library_is_absent_stays_silent(
             OTEL_METRICS_EXPORTER="none",
             OTEL_LOGS_EXPORTER="none",
         )
+        statuses = _doctor(installed, tmp_path)
     finally:
         _pip(installed / "python", "install", "-c", str(CONSTRAINTS), "redis")
+    assert statuses["redis"].startswith("inactive"), statuses
+    assert statuses["redis"] == "inactive: library_absent", statuses
     assert "status 200" in output
     assert '"name": "GET"' in output  # requests is still instrumented
     for noise in ("redis", "DependencyConflict", "Traceback", "WARNING", "ERROR"):
