@@ -69,8 +69,10 @@ def test_an_open_target_breaker_rejects_the_hop_not_the_origin(
     instrumented: Instrumented, http_server: ScriptedHttpServer, target: ScriptedHttpServer
 ) -> None:
     instrumented.registry.get(f"http://127.0.0.1:{target.port}").force_open()
-    with pytest.raises(requests.exceptions.ConnectionError, match="rejected"):
+    with pytest.raises(requests.exceptions.ConnectionError, match="rejected") as rejected:
         requests.get(_redirect(http_server, target.url("/ok")), timeout=5)
+    assert rejected.value.request is not None
+    assert rejected.value.request.url == target.url("/ok")  # the hop that was not sent
     assert len(http_server.received) == 1
     assert target.received == []
     origin = instrumented.registry.get(f"http://127.0.0.1:{http_server.port}")

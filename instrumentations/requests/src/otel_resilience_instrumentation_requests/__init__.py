@@ -195,7 +195,8 @@ class RequestsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                     hops[0] += 1
                 return outgoing.call(request, wrapped, args, kwargs)
             except RequestsCircuitOpenError as rejected:
-                rejected.request = prepared  # as requests' own errors carry it
+                if rejected.request is None:  # a redirect hop's rejection names that hop
+                    rejected.request = prepared  # as requests' own errors carry it
                 raise
 
         wrapt.wrap_function_wrapper("requests.sessions", "Session.send", send)
