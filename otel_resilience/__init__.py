@@ -15,29 +15,84 @@ Application metrics are in :mod:`otel_resilience.metrics`, logging in
 :mod:`otel_resilience.logs`, health checks in :mod:`otel_resilience.health`.
 """
 
-from otel_resilience._breaker import (
-    CallEvent,
-    CallListener,
-    CallPermit,
-    CircuitBreaker,
-    CircuitBreakerListener,
-    CircuitBreakerStats,
-    CircuitOpenError,
-    StateTransition,
-    TransitionListener,
-)
-from otel_resilience._policy import BreakerPolicy
-from otel_resilience._providers import InstalledTelemetry, installed_telemetry
-from otel_resilience._registry import CircuitBreakerRegistry, default_registry
-from otel_resilience._retry import Retry, RetryBudget, RetryDetails, RetryHook, current_attempt
+from typing import TYPE_CHECKING, Any
+
 from otel_resilience._version import __version__
-from otel_resilience.health import (
-    CheckResult,
-    HealthStatus,
-    health_report,
-    register_check,
-    unregister_check,
-)
+
+if TYPE_CHECKING:
+    from otel_resilience._breaker import (
+        CallEvent,
+        CallListener,
+        CallPermit,
+        CircuitBreaker,
+        CircuitBreakerListener,
+        CircuitBreakerStats,
+        CircuitOpenError,
+        StateTransition,
+        TransitionListener,
+    )
+    from otel_resilience._policy import BreakerPolicy
+    from otel_resilience._providers import InstalledTelemetry, installed_telemetry
+    from otel_resilience._registry import CircuitBreakerRegistry, default_registry
+    from otel_resilience._retry import Retry, RetryBudget, RetryDetails, RetryHook, current_attempt
+    from otel_resilience.health import (
+        CheckResult,
+        HealthStatus,
+        health_report,
+        register_check,
+        unregister_check,
+    )
+
+# Imported on first use (PEP 562): the launcher imports this package to load the distro
+# and configurator, and a program that uses none of the library pieces should not pay for
+# their imports at start-up.
+_EXPORTS = {
+    "BreakerPolicy": "otel_resilience._policy",
+    "CallEvent": "otel_resilience._breaker",
+    "CallListener": "otel_resilience._breaker",
+    "CallPermit": "otel_resilience._breaker",
+    "CheckResult": "otel_resilience.health",
+    "CircuitBreaker": "otel_resilience._breaker",
+    "CircuitBreakerListener": "otel_resilience._breaker",
+    "CircuitBreakerRegistry": "otel_resilience._registry",
+    "CircuitBreakerStats": "otel_resilience._breaker",
+    "CircuitOpenError": "otel_resilience._breaker",
+    "HealthStatus": "otel_resilience.health",
+    "InstalledTelemetry": "otel_resilience._providers",
+    "Retry": "otel_resilience._retry",
+    "RetryBudget": "otel_resilience._retry",
+    "RetryDetails": "otel_resilience._retry",
+    "RetryHook": "otel_resilience._retry",
+    "StateTransition": "otel_resilience._breaker",
+    "TransitionListener": "otel_resilience._breaker",
+    "current_attempt": "otel_resilience._retry",
+    "default_registry": "otel_resilience._registry",
+    "health_report": "otel_resilience.health",
+    "installed_telemetry": "otel_resilience._providers",
+    "register_check": "otel_resilience.health",
+    "unregister_check": "otel_resilience.health",
+}
+
+
+_SUBPACKAGES = frozenset({"config", "health", "logs", "metrics"})
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _SUBPACKAGES:  # ``otel_resilience.metrics`` after a bare ``import otel_resilience``
+        return importlib.import_module(f"otel_resilience.{name}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otel_resilience' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "BreakerPolicy",

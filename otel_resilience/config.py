@@ -1548,6 +1548,11 @@ class LogSettings:
     lean_records: bool = False
     fast_records: bool = True
 
+    @property
+    def changes_logging(self) -> bool:
+        """Whether these settings ask for anything at all: an output, or a level."""
+        return self.format != "none" or self.level is not None
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> LogSettings:
         outputs = LOG_OUTPUTS.read(environ)

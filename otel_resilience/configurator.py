@@ -15,7 +15,6 @@ from opentelemetry.sdk._configuration import _BaseConfigurator
 
 from otel_resilience._providers import install_providers
 from otel_resilience.config import current_settings
-from otel_resilience.logs._setup import configure_from_settings
 
 __all__ = ["ResilienceConfigurator"]
 
@@ -39,8 +38,11 @@ class ResilienceConfigurator(_BaseConfigurator):
             )
             return
         try:
-            service = installed.resource.attributes.get("service.name")
-            configure_from_settings(settings.logs, str(service) if service else None)
+            if settings.logs.changes_logging:  # else the log formatters are not even imported
+                from otel_resilience.logs._setup import configure_from_settings
+
+                service = installed.resource.attributes.get("service.name")
+                configure_from_settings(settings.logs, str(service) if service else None)
         except Exception:  # fail-safe: logging as the program set it up stays
             _logger.warning(
                 "otel-resilience could not set up its log output; the program's logging is "

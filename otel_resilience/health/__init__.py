@@ -24,10 +24,37 @@ never raises into the program, and a hung check occupies one thread, however oft
 probed.
 """
 
-from otel_resilience.health._checks import CheckFunction, register_check, unregister_check
-from otel_resilience.health._report import health_report
-from otel_resilience.health._routes import install_health_routes
+from typing import TYPE_CHECKING, Any
+
 from otel_resilience.health._status import CheckResult, HealthStatus
+
+if TYPE_CHECKING:
+    from otel_resilience.health._checks import CheckFunction, register_check, unregister_check
+    from otel_resilience.health._report import health_report
+    from otel_resilience.health._routes import install_health_routes
+
+# Imported on first use (PEP 562): the providers record export outcomes here at every
+# start-up, and the checks, report and routes (with their HTTP server) are needed only
+# when a program registers a check or serves the routes.
+_EXPORTS = {
+    "CheckFunction": "otel_resilience.health._checks",
+    "health_report": "otel_resilience.health._report",
+    "install_health_routes": "otel_resilience.health._routes",
+    "register_check": "otel_resilience.health._checks",
+    "unregister_check": "otel_resilience.health._checks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otel_resilience.health' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CheckFunction",
