@@ -20,7 +20,7 @@ import os
 import uuid
 from collections.abc import Iterator, Set
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
@@ -161,23 +161,17 @@ def _hidden_from_the_sdk(names: Set[str]) -> Iterator[None]:
         os.environ.update(hidden)
 
 
-def _span_processor(exporter: Any, batch: BatchSettings) -> BatchSpanProcessor:
-    return BatchSpanProcessor(
+_Processor = TypeVar("_Processor", BatchSpanProcessor, BatchLogRecordProcessor)
+
+
+def _batched(processor: type[_Processor], exporter: Any, batch: BatchSettings) -> _Processor:
+    """A batch processor of spans or log records, with the values :mod:`config` validated."""
+    return processor(
         exporter,
         max_queue_size=batch.max_queue_size,
         schedule_delay_millis=batch.schedule_delay_millis,
         max_export_batch_size=batch.max_export_batch_size,
         export_timeout_millis=batch.export_timeout_millis,
-    )
-
-
-def _log_processor(exporter: Any, batch: BatchSettings) -> BatchLogRecordProcessor:
-    return BatchLogRecordProcessor(
-        exporter,
-        schedule_delay_millis=batch.schedule_delay_millis,
-        max_export_batch_size=batch.max_export_batch_size,
-        export_timeout_millis=batch.export_timeout_millis,
-        max_queue_size=batch.max_queue_size,
     )
 
 
@@ -197,7 +191,11 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
             "traces", settings.export, timeout=sdk.otlp_timeouts["traces"]
         ):
             tracer_provider.add_span_processor(
-                _span_processor(record_export_outcomes("traces", span_exporter), sdk.span_batch)
+                _batched(
+                    BatchSpanProcessor,
+                    record_export_outcomes("traces", span_exporter),
+                    sdk.span_batch,
+                )
             )
 
         readers, prometheus = _metric_readers(settings, resource)
@@ -216,7 +214,9 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
             )
         ]
         for log_exporter in log_exporters:
-            logger_provider.add_log_record_processor(_log_processor(log_exporter, sdk.log_batch))
+            logger_provider.add_log_record_processor(
+                _batched(BatchLogRecordProcessor, log_exporter, sdk.log_batch)
+            )
 
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
