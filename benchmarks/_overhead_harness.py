@@ -66,8 +66,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from otel_resilience.config import RetrySettings, current_settings
 from otel_resilience.metrics._otlp import RegistryMetricReader
+from otel_resilience.sdk.settings import RetrySettings, current_settings
 
 TARGET_RATIO = 0.5
 TARGETED = ("bare", "upstream", "ours")

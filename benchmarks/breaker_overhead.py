@@ -69,7 +69,7 @@ from typing import Any, Protocol
 import circuitbreaker  # type: ignore[import-untyped]
 import pybreaker
 
-from otel_resilience._breaker import CircuitBreaker, CircuitOpenError
+from otel_resilience.breaker._breaker import CircuitBreaker, CircuitOpenError
 
 IO_SECONDS = 0.001
 FAILURE_THRESHOLD = 5

@@ -147,9 +147,9 @@ from _overhead_harness import (
 )
 from opentelemetry import trace
 
-from otel_resilience._db_client import database_key
-from otel_resilience._registry import default_registry
-from otel_resilience.config import current_settings
+from otel_resilience.breaker._registry import default_registry
+from otel_resilience.instrumentation._db_client import database_key
+from otel_resilience.sdk.settings import current_settings
 
 CLIENTS = ("sqlite3", "sqlite3-conn", "psycopg2", "psycopg")
 FAMILY = {

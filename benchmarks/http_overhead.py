@@ -138,8 +138,8 @@ from _overhead_harness import (
 )
 from opentelemetry import trace
 
-from otel_resilience._http_client import endpoint_key
-from otel_resilience._registry import default_registry
+from otel_resilience.breaker._registry import default_registry
+from otel_resilience.instrumentation._http_client import endpoint_key
 
 CLIENTS = ("requests", "httpx-sync", "httpx-async")
 FAMILY = {"requests": "requests", "httpx-sync": "httpx", "httpx-async": "httpx"}

@@ -187,7 +187,7 @@ def _http_scrape_ms(repeats: int) -> float:
     """A GET of the real endpoint: the SDK's part, every registry, HTTP, on loopback."""
     import urllib.request
 
-    from otel_resilience._prometheus import start_prometheus_endpoint
+    from otel_resilience.sdk._prometheus import start_prometheus_endpoint
 
     endpoint = start_prometheus_endpoint("127.0.0.1", 0)
     assert endpoint is not None

@@ -11,7 +11,7 @@ What is simulated
 
     Two breakers guard the endpoint:
 
-    * ours, ``otel_resilience._breaker.CircuitBreaker`` with its default policy (5
+    * ours, ``otel_resilience.breaker._breaker.CircuitBreaker`` with its default policy (5
       consecutive failures open it; the open period starts at ``recovery_timeout`` and is
       multiplied by ``recovery_backoff_multiplier`` on each consecutive re-open, capped at
       ``max_recovery_timeout``, with +/- ``recovery_jitter``; ``half_open_max_calls`` trial
@@ -75,7 +75,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from otel_resilience._breaker import CircuitBreaker, CircuitOpenError
+from otel_resilience.breaker._breaker import CircuitBreaker, CircuitOpenError
 
 BreakerKind = Literal["ours", "reference"]
 Guard = Callable[[Callable[[], None]], None]

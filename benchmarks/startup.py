@@ -392,7 +392,7 @@ def checked(run: Run, what: str) -> Run:
 PROBE = f"""\
 import sys
 heavy = [name for name in {HEAVY_MODULES!r} if name in sys.modules]
-distros = [name for name in ("otel_resilience.distro", "opentelemetry.distro")
+distros = [name for name in ("otel_resilience.sdk.distro", "opentelemetry.distro")
            if name in sys.modules]
 import json
 from importlib import metadata

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from otel_resilience._version import __version__
 
 if TYPE_CHECKING:
-    from otel_resilience._breaker import (
+    from otel_resilience.breaker._breaker import (
         CallEvent,
         CallListener,
         CallPermit,
@@ -31,10 +31,8 @@ if TYPE_CHECKING:
         StateTransition,
         TransitionListener,
     )
-    from otel_resilience._policy import BreakerPolicy
-    from otel_resilience._providers import InstalledTelemetry, installed_telemetry
-    from otel_resilience._registry import CircuitBreakerRegistry, default_registry
-    from otel_resilience._retry import Retry, RetryBudget, RetryDetails, RetryHook, current_attempt
+    from otel_resilience.breaker._policy import BreakerPolicy
+    from otel_resilience.breaker._registry import CircuitBreakerRegistry, default_registry
     from otel_resilience.health import (
         CheckResult,
         HealthStatus,
@@ -42,39 +40,49 @@ if TYPE_CHECKING:
         register_check,
         unregister_check,
     )
+    from otel_resilience.retry._retry import (
+        Retry,
+        RetryBudget,
+        RetryDetails,
+        RetryHook,
+        current_attempt,
+    )
+    from otel_resilience.sdk._providers import InstalledTelemetry, installed_telemetry
 
 # Imported on first use (PEP 562): the launcher imports this package to load the distro
 # and configurator, and a program that uses none of the library pieces should not pay for
 # their imports at start-up.
 _EXPORTS = {
-    "BreakerPolicy": "otel_resilience._policy",
-    "CallEvent": "otel_resilience._breaker",
-    "CallListener": "otel_resilience._breaker",
-    "CallPermit": "otel_resilience._breaker",
+    "BreakerPolicy": "otel_resilience.breaker._policy",
+    "CallEvent": "otel_resilience.breaker._breaker",
+    "CallListener": "otel_resilience.breaker._breaker",
+    "CallPermit": "otel_resilience.breaker._breaker",
     "CheckResult": "otel_resilience.health",
-    "CircuitBreaker": "otel_resilience._breaker",
-    "CircuitBreakerListener": "otel_resilience._breaker",
-    "CircuitBreakerRegistry": "otel_resilience._registry",
-    "CircuitBreakerStats": "otel_resilience._breaker",
-    "CircuitOpenError": "otel_resilience._breaker",
+    "CircuitBreaker": "otel_resilience.breaker._breaker",
+    "CircuitBreakerListener": "otel_resilience.breaker._breaker",
+    "CircuitBreakerRegistry": "otel_resilience.breaker._registry",
+    "CircuitBreakerStats": "otel_resilience.breaker._breaker",
+    "CircuitOpenError": "otel_resilience.breaker._breaker",
     "HealthStatus": "otel_resilience.health",
-    "InstalledTelemetry": "otel_resilience._providers",
-    "Retry": "otel_resilience._retry",
-    "RetryBudget": "otel_resilience._retry",
-    "RetryDetails": "otel_resilience._retry",
-    "RetryHook": "otel_resilience._retry",
-    "StateTransition": "otel_resilience._breaker",
-    "TransitionListener": "otel_resilience._breaker",
-    "current_attempt": "otel_resilience._retry",
-    "default_registry": "otel_resilience._registry",
+    "InstalledTelemetry": "otel_resilience.sdk._providers",
+    "Retry": "otel_resilience.retry._retry",
+    "RetryBudget": "otel_resilience.retry._retry",
+    "RetryDetails": "otel_resilience.retry._retry",
+    "RetryHook": "otel_resilience.retry._retry",
+    "StateTransition": "otel_resilience.breaker._breaker",
+    "TransitionListener": "otel_resilience.breaker._breaker",
+    "current_attempt": "otel_resilience.retry._retry",
+    "default_registry": "otel_resilience.breaker._registry",
     "health_report": "otel_resilience.health",
-    "installed_telemetry": "otel_resilience._providers",
+    "installed_telemetry": "otel_resilience.sdk._providers",
     "register_check": "otel_resilience.health",
     "unregister_check": "otel_resilience.health",
 }
 
 
-_SUBPACKAGES = frozenset({"config", "health", "logs", "metrics"})
+_SUBPACKAGES = frozenset(
+    {"breaker", "health", "instrumentation", "logs", "metrics", "retry", "sdk"}
+)
 
 
 def __getattr__(name: str) -> Any:

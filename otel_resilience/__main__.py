@@ -2,7 +2,7 @@
 
 ``status [URL]`` prints a running process's health and status report (its ``/status``
 route) and exits with its verdict. ``doctor`` prints what the launcher would load and
-configure in this environment, and why (see :mod:`otel_resilience._doctor`).
+configure in this environment, and why (see :mod:`otel_resilience.sdk._doctor`).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _doctor(as_json: bool) -> int:
-    from otel_resilience._doctor import gather, render_json, render_text
+    from otel_resilience.sdk._doctor import gather, render_json, render_text
 
     report = gather()
     print(render_json(report) if as_json else render_text(report))

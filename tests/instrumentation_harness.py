@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from otel_resilience import BreakerPolicy, CircuitBreakerRegistry
-from otel_resilience.config import RetrySettings
+from otel_resilience.sdk.settings import RetrySettings
 
 
 @dataclass

@@ -24,7 +24,7 @@ from hypothesis import given, settings, target
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from otel_resilience._breaker import (
+from otel_resilience.breaker._breaker import (
     CallPermit,
     CircuitBreaker,
     CircuitBreakerStats,

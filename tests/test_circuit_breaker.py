@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from otel_resilience._breaker import CircuitBreaker, CircuitOpenError, StateTransition
-from otel_resilience._policy import BreakerPolicy
+from otel_resilience.breaker._breaker import CircuitBreaker, CircuitOpenError, StateTransition
+from otel_resilience.breaker._policy import BreakerPolicy
 
 
 class FakeClock:

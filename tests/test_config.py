@@ -12,8 +12,9 @@ from typing import Any, cast
 
 import pytest
 
-from otel_resilience import BreakerPolicy, config
-from otel_resilience.config import RESILIENCE_VARIABLES, ExportSettings, Settings, Variable
+from otel_resilience import BreakerPolicy
+from otel_resilience.sdk import settings as config
+from otel_resilience.sdk.settings import RESILIENCE_VARIABLES, ExportSettings, Settings, Variable
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 README = REPOSITORY / "README.md"

@@ -28,7 +28,7 @@ from typing import Any
 
 from instrumented_run import child_environment, run_instrumented
 
-from otel_resilience.config import INSTRUMENTATION_NAMES
+from otel_resilience.sdk.settings import INSTRUMENTATION_NAMES
 
 SECRETS = ("hunter2", "s3cr3t", "t0ken")
 
@@ -302,7 +302,9 @@ def test_at_start_up_one_info_line_says_the_same_in_short() -> None:
         APP,
         env={"OTEL_RESILIENCE_LOG_LEVEL": "INFO", "OTEL_RESILIENCE_LOG_FORMAT": "human"},
     ).check()
-    (line,) = [line for line in run.stderr.splitlines() if "otel_resilience.configurator" in line]
+    (line,) = [
+        line for line in run.stderr.splitlines() if "otel_resilience.sdk.configurator" in line
+    ]
     assert " INFO " in line
     assert "distro otel_resilience, configurator otel_resilience" in line
     assert "active: httpx, " in line and "(resilience off: sqlite3)" in line
@@ -314,4 +316,4 @@ def test_at_start_up_one_info_line_says_the_same_in_short() -> None:
 def test_below_info_there_is_no_start_up_line() -> None:
     run = run_instrumented(APP, env={"OTEL_RESILIENCE_LOG_FORMAT": "human"}).check()
     assert run.stdout == "ran\n"
-    assert "otel_resilience.configurator" not in run.stderr
+    assert "otel_resilience.sdk.configurator" not in run.stderr

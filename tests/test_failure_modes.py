@@ -10,7 +10,7 @@ import pytest
 from instrumented_run import run_instrumented, running_instrumented
 from otlp_receiver import OtlpReceiver, SilentTcpServer, unused_tcp_port
 
-from otel_resilience.config import RESILIENCE_VARIABLES, Variable
+from otel_resilience.sdk.settings import RESILIENCE_VARIABLES, Variable
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 

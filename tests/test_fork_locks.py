@@ -20,8 +20,9 @@ from http_test_server import ScriptedHttpServer
 from instrumentation_harness import Instrumented, instrument
 from otel_resilience_instrumentation_requests import RequestsInstrumentor
 
-from otel_resilience import _breaker_telemetry, _registry
-from otel_resilience._http_client import OutgoingHttp
+from otel_resilience.breaker import _registry
+from otel_resilience.breaker import _telemetry as _breaker_telemetry
+from otel_resilience.instrumentation._http_client import OutgoingHttp
 from otel_resilience.metrics import _registry as _metric_registries
 
 CHILD_SECONDS = 20

@@ -25,13 +25,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_resilience import CircuitBreaker
-from otel_resilience._endpoint_server import (
-    EndpointRequest,
-    EndpointResponse,
-    EndpointServer,
-    start_endpoint_server,
-)
-from otel_resilience.config import HealthSettings
 from otel_resilience.health import (
     CheckResult,
     HealthStatus,
@@ -50,6 +43,13 @@ from otel_resilience.health._exports import (
 from otel_resilience.health._identity import ServiceIdentity
 from otel_resilience.health._log_drops import LogDropWatch, current_log_drops
 from otel_resilience.health._report import StatusReporter
+from otel_resilience.sdk._endpoint_server import (
+    EndpointRequest,
+    EndpointResponse,
+    EndpointServer,
+    start_endpoint_server,
+)
+from otel_resilience.sdk.settings import HealthSettings
 
 # Generous bound on waiting for a background thread to do something it does at once; it
 # only matters when the code under test is broken (the test then fails instead of hanging).
@@ -176,7 +176,7 @@ def test_a_raising_handler_gets_500_and_the_server_keeps_serving(
 
     server.add_route("/broken", broken)
     server.add_route("/fine", lambda request: (200, "text/plain", b"fine"))
-    with caplog.at_level(logging.DEBUG, logger="otel_resilience._endpoint_server"):
+    with caplog.at_level(logging.DEBUG, logger="otel_resilience.sdk._endpoint_server"):
         for _ in range(3):
             with pytest.raises(urllib.error.HTTPError) as raised:
                 urllib.request.urlopen(server.url_for("/broken"), timeout=SETTLE)

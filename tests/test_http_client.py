@@ -37,7 +37,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_resilience import CircuitBreakerRegistry, CircuitOpenError, metrics
-from otel_resilience._http_client import (
+from otel_resilience.instrumentation._http_client import (
     HttpRequest,
     OutgoingHttp,
     _inject,
@@ -45,8 +45,8 @@ from otel_resilience._http_client import (
     redact_url,
     retry_after_seconds,
 )
-from otel_resilience.config import RetrySettings
 from otel_resilience.metrics._otlp import RegistryMetricReader
+from otel_resilience.sdk.settings import RetrySettings
 
 
 @pytest.mark.parametrize(

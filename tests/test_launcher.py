@@ -14,7 +14,7 @@ from instrumented_run import run_instrumented, running_instrumented
 from otlp_receiver import OtlpReceiver
 from prometheus_server import PrometheusServer, free_tcp_port, sample_value
 
-from otel_resilience._views import SECONDS_BUCKETS
+from otel_resilience.sdk._views import SECONDS_BUCKETS
 
 APP = """
 import logging

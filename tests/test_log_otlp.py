@@ -452,7 +452,7 @@ import io, json, logging, logging.config, sys, tempfile, textwrap
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from otel_resilience import logs
-from otel_resilience._log_bridge import attach_log_bridge
+from otel_resilience.logs._bridge import attach_log_bridge
 
 exporter = InMemoryLogRecordExporter()
 provider = LoggerProvider(shutdown_on_exit=False)
@@ -550,8 +550,8 @@ def test_dict_config_and_file_config_keep_our_handlers_and_apply_the_programs() 
 def test_the_bridge_redacts_as_the_settings_say(
     redact: bool | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from otel_resilience import config
-    from otel_resilience._log_bridge import attach_log_bridge
+    from otel_resilience.logs._bridge import attach_log_bridge
+    from otel_resilience.sdk import settings as config
 
     if redact is None:  # from OTEL_RESILIENCE_LOG_REDACT
         monkeypatch.setenv("OTEL_RESILIENCE_LOG_REDACT", "false")

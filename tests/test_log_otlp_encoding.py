@@ -30,12 +30,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from otlp_receiver import OtlpReceiver
 
 from otel_resilience import logs
-from otel_resilience._exporters import _exporter_class
-from otel_resilience.config import ExportSettings
 from otel_resilience.logs._otlp_encoding import encode_log_records
 from otel_resilience.logs._otlp_grpc_exporter import OTLPLogExporter as GrpcLogExporter
 from otel_resilience.logs._otlp_handler import OtlpLogHandler
 from otel_resilience.logs._otlp_http_exporter import OTLPLogExporter as HttpLogExporter
+from otel_resilience.sdk._exporters import _exporter_class
+from otel_resilience.sdk.settings import ExportSettings
 
 TRACER = TracerProvider(shutdown_on_exit=False).get_tracer("test.encoding")
 

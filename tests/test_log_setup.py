@@ -18,9 +18,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from otlp_receiver import OtlpReceiver
 
 from otel_resilience import logs
-from otel_resilience.config import LogSettings
 from otel_resilience.logs._fast_record import FastLogRecord
 from otel_resilience.logs._setup import LogFileError, configure_from_settings
+from otel_resilience.sdk.settings import LogSettings
 
 
 @pytest.fixture(autouse=True)

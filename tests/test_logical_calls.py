@@ -24,7 +24,7 @@ from otel_resilience_instrumentation_requests import (
 from otlp_receiver import unused_tcp_port
 
 from otel_resilience import BreakerPolicy
-from otel_resilience.config import RETRY_MAX_ATTEMPTS
+from otel_resilience.sdk.settings import RETRY_MAX_ATTEMPTS
 
 DEFAULTS = BreakerPolicy(recovery_jitter=0)  # the shipped policy, without randomness
 RETRIES = RETRY_MAX_ATTEMPTS.default  # the shipped number of retries

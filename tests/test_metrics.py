@@ -93,7 +93,7 @@ def test_histogram_buckets_are_inclusive_of_their_upper_bound() -> None:
 
 def test_seconds_histograms_get_the_semantic_convention_buckets() -> None:
     registry = MetricRegistry("test.app")
-    from otel_resilience._views import SECONDS_BUCKETS
+    from otel_resilience.sdk._views import SECONDS_BUCKETS
 
     assert registry.timer("app.duration").buckets == SECONDS_BUCKETS
     assert registry.histogram("app.wait", unit="s").buckets == SECONDS_BUCKETS

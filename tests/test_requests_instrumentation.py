@@ -22,7 +22,7 @@ from otel_resilience_instrumentation_requests import (
 from otlp_receiver import OtlpReceiver, unused_tcp_port
 
 from otel_resilience import BreakerPolicy, CircuitBreakerRegistry, CircuitOpenError
-from otel_resilience.config import RetrySettings
+from otel_resilience.sdk.settings import RetrySettings
 
 
 def instrument(policy: BreakerPolicy | None = None, retries: int = 2) -> Iterator[Instrumented]:

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from otel_resilience._shutdown import BoundedShutdown
+from otel_resilience.sdk._shutdown import BoundedShutdown
 
 
 def test_every_step_runs_once_in_parallel() -> None:

@@ -6,9 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from otel_resilience._db_client import DbEndpoint, database_key
-from otel_resilience._postgresql import endpoint_from_parameters, unavailable_postgresql
-from otel_resilience._sql import analyse, sanitise
+from otel_resilience.instrumentation._db_client import DbEndpoint, database_key
+from otel_resilience.instrumentation._postgresql import (
+    endpoint_from_parameters,
+    unavailable_postgresql,
+)
+from otel_resilience.instrumentation._sql import analyse, sanitise
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from otel_resilience._sql import Dialect, analyse, sanitise
+from otel_resilience.instrumentation._sql import Dialect, analyse, sanitise
 
 SECRET = "s3cr3t-XYZ"  # searched case-insensitively
 SECRET_NUMBER = "7355608"

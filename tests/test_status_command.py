@@ -11,14 +11,14 @@ from collections.abc import Iterator
 import pytest
 
 from otel_resilience import CircuitBreaker
-from otel_resilience._endpoint_server import EndpointServer, start_endpoint_server
-from otel_resilience.config import HealthSettings
 from otel_resilience.health import CheckResult, install_health_routes
 from otel_resilience.health._checks import HealthChecks
 from otel_resilience.health._exports import ExportOutcomes
 from otel_resilience.health._identity import ServiceIdentity
 from otel_resilience.health._log_drops import LogDropWatch
 from otel_resilience.health._report import StatusReporter
+from otel_resilience.sdk._endpoint_server import EndpointServer, start_endpoint_server
+from otel_resilience.sdk.settings import HealthSettings
 
 
 class Service:

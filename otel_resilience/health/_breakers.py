@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from otel_resilience._breaker import CircuitBreaker
-from otel_resilience._registry import _matches
+from otel_resilience.breaker._breaker import CircuitBreaker
+from otel_resilience.breaker._registry import _matches
 from otel_resilience.health._status import CheckResult
 
 __all__ = ["BreakerSnapshot", "breaker_check", "snapshot_breakers"]

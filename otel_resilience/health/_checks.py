@@ -26,8 +26,8 @@ from typing import Any, TypeAlias
 
 from otel_resilience._fork import unlock_after_fork
 from otel_resilience._secrets import redact_text
-from otel_resilience.config import MAX_SECONDS
 from otel_resilience.health._status import CheckResult, HealthStatus
+from otel_resilience.sdk.settings import MAX_SECONDS
 
 __all__ = [
     "CheckFunction",

@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_resilience._fork import unlock_after_fork
-from otel_resilience.config import Signal
 from otel_resilience.health._status import CheckResult
+from otel_resilience.sdk.settings import Signal
 
 __all__ = [
     "ExportOutcomes",

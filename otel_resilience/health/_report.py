@@ -15,16 +15,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from otel_resilience._breaker import CircuitBreaker
-from otel_resilience._breaker_telemetry import observed_breakers
 from otel_resilience._version import __version__
-from otel_resilience.config import HealthSettings, current_settings
+from otel_resilience.breaker._breaker import CircuitBreaker
+from otel_resilience.breaker._telemetry import observed_breakers
 from otel_resilience.health._breakers import BreakerSnapshot, breaker_check, snapshot_breakers
 from otel_resilience.health._checks import CheckReport, HealthChecks, default_checks, one_line
 from otel_resilience.health._exports import ExportOutcomes, export_outcomes
 from otel_resilience.health._identity import ServiceIdentity, process_uptime, service_identity
 from otel_resilience.health._log_drops import LogDropWatch
 from otel_resilience.health._status import CheckResult, HealthStatus, worst
+from otel_resilience.sdk.settings import HealthSettings, current_settings
 
 __all__ = ["HealthEvaluation", "MetricsSnapshot", "StatusReporter", "health_report"]
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from otel_resilience._endpoint_server import EndpointRequest, EndpointResponse, EndpointServer
-from otel_resilience.config import HealthSettings
 from otel_resilience.health._checks import HealthChecks
 from otel_resilience.health._report import MetricsSnapshot, StatusReporter
 from otel_resilience.health._status import HealthStatus
+from otel_resilience.sdk._endpoint_server import EndpointRequest, EndpointResponse, EndpointServer
+from otel_resilience.sdk.settings import HealthSettings
 
 __all__ = ["HEALTH_PATHS", "install_health_routes"]
 

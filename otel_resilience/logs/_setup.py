@@ -19,8 +19,6 @@ from types import MappingProxyType
 from typing import IO, Final, Literal
 
 from otel_resilience._fork import unlock_after_fork
-from otel_resilience._log_bridge import keep_basic_config_working, keep_logging_config_working
-from otel_resilience.config import LOG_FILE, LogSettings
 from otel_resilience.logs._async_handler import (
     FileSink,
     NonBlockingHandler,
@@ -28,6 +26,7 @@ from otel_resilience.logs._async_handler import (
     Sink,
     StreamSink,
 )
+from otel_resilience.logs._bridge import keep_basic_config_working, keep_logging_config_working
 from otel_resilience.logs._context import bound
 from otel_resilience.logs._fast_record import (
     install_fast_record_factory,
@@ -40,6 +39,7 @@ from otel_resilience.logs._memory import RingBufferHandler
 from otel_resilience.logs._redaction import Redactor
 from otel_resilience.metrics import Observation
 from otel_resilience.metrics._registry import resilience_registry
+from otel_resilience.sdk.settings import LOG_FILE, LogSettings
 
 __all__ = [
     "LEAN_RECORD_SETTINGS",

@@ -310,7 +310,7 @@ class Timer(Histogram):
 
 def _validated_buckets(name: str, unit: str, buckets: Sequence[float] | None) -> tuple[float, ...]:
     if buckets is None:
-        from otel_resilience._views import SECONDS_BUCKETS
+        from otel_resilience.sdk._views import SECONDS_BUCKETS
 
         return SECONDS_BUCKETS if unit == "s" else DEFAULT_BUCKETS
     bounds = tuple(float(bound) for bound in buckets)

@@ -46,7 +46,7 @@ _registries: weakref.WeakSet[MetricRegistry] = weakref.WeakSet()
 
 
 def _configured_cardinality_limit() -> int:
-    from otel_resilience.config import current_settings
+    from otel_resilience.sdk.settings import current_settings
 
     return current_settings().metrics_cardinality_limit
 

@@ -16,7 +16,7 @@ The hooks are the network transports' ``httpx.HTTPTransport.handle_request`` and
 and clients created before instrumentation are covered, and each redirect hop is its own
 request. Transports that never touch the network (``MockTransport``, ``ASGITransport``,
 ``WSGITransport``) are not instrumented. Everything it adds comes from the core's one
-outgoing-HTTP wrapper (``otel_resilience._http_client``).
+outgoing-HTTP wrapper (``otel_resilience.instrumentation``).
 
 Only a request whose body can be sent again is retried: no body, bytes, text, form data or
 JSON. A streamed body (an iterator, async iterator or file passed as ``content=``) and a
@@ -45,7 +45,7 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.instrumentation.utils import unwrap
 
 from otel_resilience import CircuitOpenError
-from otel_resilience._http_client import HttpRequest, OutgoingHttp, caused_by
+from otel_resilience.instrumentation import HttpRequest, OutgoingHttp, caused_by
 from otel_resilience_instrumentation_httpx.package import _instruments
 
 __all__ = ["HTTPXCircuitOpenError", "HTTPXClientInstrumentor"]

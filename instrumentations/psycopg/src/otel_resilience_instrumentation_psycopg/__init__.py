@@ -81,15 +81,16 @@ from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict
 
 from otel_resilience import CircuitOpenError
-from otel_resilience._db_client import DbEndpoint, OutgoingDb
-from otel_resilience._dbapi import TracedSql
-from otel_resilience._fork import unlock_after_fork
-from otel_resilience._postgresql import (
+from otel_resilience.instrumentation import (
+    DbEndpoint,
+    Dialect,
+    OutgoingDb,
+    TracedSql,
     endpoint_from_parameters,
     endpoint_of_connection_info,
     unavailable_postgresql,
+    unlock_after_fork,
 )
-from otel_resilience._sql import Dialect
 from otel_resilience_instrumentation_psycopg.package import _instruments
 
 __all__ = ["PsycopgCircuitOpenError", "PsycopgInstrumentor"]

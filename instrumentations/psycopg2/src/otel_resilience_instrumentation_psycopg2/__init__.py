@@ -38,14 +38,15 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.instrumentation.utils import unwrap
 
 from otel_resilience import CircuitOpenError
-from otel_resilience._db_client import DbEndpoint, OutgoingDb
-from otel_resilience._dbapi import TracedSql
-from otel_resilience._postgresql import (
+from otel_resilience.instrumentation import (
+    DbEndpoint,
+    Dialect,
+    OutgoingDb,
+    TracedSql,
     endpoint_from_parameters,
     endpoint_of_connection_info,
     unavailable_postgresql,
 )
-from otel_resilience._sql import Dialect
 from otel_resilience_instrumentation_psycopg2.package import _instruments
 
 __all__ = ["Psycopg2CircuitOpenError", "Psycopg2Instrumentor"]

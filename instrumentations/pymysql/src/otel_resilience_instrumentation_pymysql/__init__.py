@@ -42,9 +42,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation, unwrap
 from pymysql.constants import SERVER_STATUS
 
 from otel_resilience import CircuitOpenError
-from otel_resilience._db_client import DbEndpoint, OutgoingDb
-from otel_resilience._dbapi import TracedSql
-from otel_resilience._sql import Dialect
+from otel_resilience.instrumentation import DbEndpoint, Dialect, OutgoingDb, TracedSql
 from otel_resilience_instrumentation_pymysql.package import _instruments
 
 __all__ = ["UNAVAILABLE_ERRNOS", "PyMySQLCircuitOpenError", "PyMySQLInstrumentor"]

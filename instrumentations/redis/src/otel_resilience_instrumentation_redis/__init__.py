@@ -80,9 +80,8 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 
 from otel_resilience import CircuitOpenError
-from otel_resilience._db_client import DbEndpoint, OutgoingDb
-from otel_resilience._fork import unlock_after_fork
-from otel_resilience.config import current_settings
+from otel_resilience.instrumentation import DbEndpoint, OutgoingDb, unlock_after_fork
+from otel_resilience.sdk.settings import current_settings
 from otel_resilience_instrumentation_redis import _at_most_once
 from otel_resilience_instrumentation_redis._commands import (
     READ_ONLY_COMMANDS,

@@ -16,7 +16,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from otel_resilience._sql import Statement
+from otel_resilience.instrumentation import Statement
 
 __all__ = ["READ_ONLY_COMMANDS", "command_statement", "pipeline_statement"]
 

@@ -11,7 +11,7 @@ Under ``opentelemetry-instrument`` this instrumentor loads by itself. Without th
 The hook is ``requests.Session.send``, below the Session API, so ``requests.get`` and
 sessions created before instrumentation are covered, and each redirect hop is its own
 request. Everything it adds comes from the core's one outgoing-HTTP wrapper
-(``otel_resilience._http_client``). A request the endpoint's breaker rejects raises
+(``otel_resilience.instrumentation``). A request the endpoint's breaker rejects raises
 :class:`RequestsCircuitOpenError`, which is also a ``requests.exceptions.ConnectionError``.
 """
 
@@ -32,7 +32,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from requests.utils import resolve_proxies
 
 from otel_resilience import CircuitOpenError
-from otel_resilience._http_client import HttpRequest, OutgoingHttp, caused_by
+from otel_resilience.instrumentation import HttpRequest, OutgoingHttp, caused_by
 from otel_resilience_instrumentation_requests.package import _instruments
 
 __all__ = ["RequestsCircuitOpenError", "RequestsInstrumentor"]

@@ -39,9 +39,7 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.instrumentation.utils import unwrap
 
 from otel_resilience import CircuitOpenError
-from otel_resilience._db_client import DbEndpoint, OutgoingDb
-from otel_resilience._dbapi import TracedSql
-from otel_resilience._sql import Dialect
+from otel_resilience.instrumentation import DbEndpoint, Dialect, OutgoingDb, TracedSql
 from otel_resilience_instrumentation_sqlite3.package import _instruments
 
 __all__ = ["SQLite3CircuitOpenError", "SQLite3Instrumentor"]

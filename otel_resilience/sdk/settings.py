@@ -35,7 +35,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any, Generic, Literal, TypeVar, cast
 
-from otel_resilience._policy import MAX_WINDOW_SIZE, BreakerPolicy
+from otel_resilience.breaker._policy import MAX_WINDOW_SIZE, BreakerPolicy
 
 __all__ = [
     "MAX_SECONDS",

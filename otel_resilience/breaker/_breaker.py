@@ -31,15 +31,15 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, Protocol, TypeVar, cast, overload
 
-from otel_resilience._breaker_telemetry import (
+from otel_resilience.breaker._decorating import decorate
+from otel_resilience.breaker._policy import BreakerPolicy
+from otel_resilience.breaker._telemetry import (
     observe,
     observed_breakers,
     record_rejection,
     record_transition,
 )
-from otel_resilience._decorating import decorate
-from otel_resilience._policy import BreakerPolicy
-from otel_resilience._windows import TimeWindow
+from otel_resilience.breaker._windows import TimeWindow
 
 __all__ = [
     "STATES",

@@ -29,7 +29,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from otel_resilience._db_client import DbEndpoint
+from otel_resilience.instrumentation._db_client import DbEndpoint
 
 __all__ = [
     "endpoint_from_parameters",

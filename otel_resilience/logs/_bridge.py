@@ -197,10 +197,10 @@ def keep_logging_config_working() -> None:
 
 
 def _redact_setting() -> bool:
-    """``OTEL_RESILIENCE_LOG_REDACT`` as parsed by :mod:`otel_resilience.config`; on by
+    """``OTEL_RESILIENCE_LOG_REDACT`` as parsed by :mod:`otel_resilience.sdk.settings`; on by
     default, and on when it cannot be read (a leak costs more than an over-redaction)."""
     try:
-        from otel_resilience.config import current_settings
+        from otel_resilience.sdk.settings import current_settings
 
         return bool(current_settings().logs.redact)
     except Exception:

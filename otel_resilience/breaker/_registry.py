@@ -19,10 +19,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 
-from otel_resilience._breaker import CircuitBreaker
 from otel_resilience._fork import unlock_after_fork
-from otel_resilience._policy import BreakerPolicy
-from otel_resilience.config import current_settings
+from otel_resilience.breaker._breaker import CircuitBreaker
+from otel_resilience.breaker._policy import BreakerPolicy
+from otel_resilience.sdk.settings import current_settings
 
 __all__ = ["CircuitBreakerRegistry", "default_registry"]
 

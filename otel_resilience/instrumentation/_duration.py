@@ -27,8 +27,8 @@ from typing import Any, Protocol
 from opentelemetry import metrics
 
 from otel_resilience._version import __version__
-from otel_resilience._views import SECONDS_BUCKETS
 from otel_resilience.metrics._registry import scoped_registry
+from otel_resilience.sdk._views import SECONDS_BUCKETS
 
 __all__ = ["DurationHistogram", "duration_histogram"]
 
@@ -47,8 +47,8 @@ def _exports_registries(meter_provider: metrics.MeterProvider | None) -> bool:
     :class:`~otel_resilience.metrics._otlp.RegistryMetricReader`."""
     # Imported here: the configurator's module brings the SDK and its exporters, which an
     # instrumentation used as a library, with a provider of its own, need not load.
-    from otel_resilience._providers import installed_telemetry
     from otel_resilience.metrics._otlp import RegistryMetricReader
+    from otel_resilience.sdk._providers import installed_telemetry
 
     provider = metrics.get_meter_provider() if meter_provider is None else meter_provider
     installed = installed_telemetry()

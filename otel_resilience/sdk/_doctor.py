@@ -68,11 +68,11 @@ from opentelemetry.instrumentation.dependencies import (
 )
 from opentelemetry.util._importlib_metadata import entry_points
 
-from otel_resilience import config
 from otel_resilience._secrets import redact_text, redact_url
 from otel_resilience._version import __version__
-from otel_resilience.config import SIGNALS, ExportSettings, Settings, Signal
-from otel_resilience.distro import _OUR_PREFIX, _covered_by_us
+from otel_resilience.sdk import settings as config
+from otel_resilience.sdk.distro import _OUR_PREFIX, _covered_by_us
+from otel_resilience.sdk.settings import SIGNALS, ExportSettings, Settings, Signal
 
 __all__ = ["DoctorReport", "gather", "render_json", "render_text", "summary_line"]
 

@@ -31,17 +31,17 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from otel_resilience._exporters import create_exporters
-from otel_resilience._shutdown import BoundedShutdown
 from otel_resilience._version import __version__
-from otel_resilience._views import duration_views
-from otel_resilience.config import BatchSettings, Settings
 from otel_resilience.health._exports import record_export_outcomes
 from otel_resilience.metrics._otlp import RegistryMetricReader
+from otel_resilience.sdk._exporters import create_exporters
+from otel_resilience.sdk._shutdown import BoundedShutdown
+from otel_resilience.sdk._views import duration_views
+from otel_resilience.sdk.settings import BatchSettings, Settings
 
 if TYPE_CHECKING:
-    from otel_resilience._endpoint_server import EndpointServer
-    from otel_resilience._prometheus import PrometheusEndpoint
+    from otel_resilience.sdk._endpoint_server import EndpointServer
+    from otel_resilience.sdk._prometheus import PrometheusEndpoint
 
 __all__ = ["InstalledTelemetry", "build_resource", "install_providers", "installed_telemetry"]
 
@@ -110,7 +110,7 @@ def _metric_readers(
     endpoint = None
     if "prometheus" in settings.export.exporters["metrics"]:
         # Imported when chosen, as the exporters are: it brings an HTTP server.
-        from otel_resilience._prometheus import start_prometheus_endpoint
+        from otel_resilience.sdk._prometheus import start_prometheus_endpoint
 
         endpoint = start_prometheus_endpoint(
             settings.export.prometheus_host,
@@ -134,8 +134,8 @@ def _health_endpoint(
     health = settings.health
     if not health.enabled:
         return None
-    from otel_resilience._endpoint_server import start_endpoint_server
     from otel_resilience.health._routes import install_health_routes
+    from otel_resilience.sdk._endpoint_server import start_endpoint_server
 
     if health.port is None and prometheus is not None:
         server: EndpointServer | None = prometheus.server
@@ -222,7 +222,7 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
     metrics.set_meter_provider(meter_provider)
     _logs.set_logger_provider(logger_provider)
     if log_exporters:
-        from otel_resilience._log_bridge import attach_log_bridge
+        from otel_resilience.logs._bridge import attach_log_bridge
 
         attach_log_bridge(logger_provider, redact=settings.logs.redact)
 

@@ -13,7 +13,7 @@ import logging
 from importlib.metadata import entry_points
 from typing import Any
 
-from otel_resilience.config import ExportSettings, Signal
+from otel_resilience.sdk.settings import ExportSettings, Signal
 
 __all__ = ["create_exporters"]
 

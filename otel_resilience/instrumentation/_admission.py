@@ -12,8 +12,8 @@ import contextvars
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
-from otel_resilience._retry import RetryDetails
+from otel_resilience.breaker._breaker import CallPermit, CircuitBreaker, CircuitOpenError
+from otel_resilience.retry._retry import RetryDetails
 
 __all__ = [
     "HeldVerdict",

@@ -39,21 +39,21 @@ from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind, Status, StatusCo
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_resilience._admission import (
+from otel_resilience._fork import unlock_after_fork
+from otel_resilience._secrets import redact_text, redact_url
+from otel_resilience._version import __version__
+from otel_resilience.breaker._breaker import CallPermit, CircuitBreaker, CircuitOpenError
+from otel_resilience.breaker._registry import CircuitBreakerRegistry, default_registry
+from otel_resilience.instrumentation._admission import (
     HeldVerdict,
     held_verdict,
     rejected_in_library_terms,
     settle_as_retried_past,
 )
-from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
-from otel_resilience._duration import duration_histogram
-from otel_resilience._fork import unlock_after_fork
-from otel_resilience._registry import CircuitBreakerRegistry, default_registry
-from otel_resilience._retry import Retry, RetryDetails
-from otel_resilience._retry import _attempt as _retry_attempt
-from otel_resilience._secrets import redact_text, redact_url
-from otel_resilience._version import __version__
-from otel_resilience.config import MAX_SECONDS, RetrySettings, current_settings
+from otel_resilience.instrumentation._duration import duration_histogram
+from otel_resilience.retry._retry import Retry, RetryDetails
+from otel_resilience.retry._retry import _attempt as _retry_attempt
+from otel_resilience.sdk.settings import MAX_SECONDS, RetrySettings, current_settings
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -412,7 +412,7 @@ class OutgoingHttp(Generic[ResponseT]):
     :class:`_Target`), and a request that may be retried makes its first attempt directly,
     entering the retry machinery only if that attempt fails (:meth:`Retry.begin` /
     :meth:`Retry.resume`). The breaker is asked and told directly, as
-    :class:`~otel_resilience._breaker.CallPermit` would, without a permit object per request.
+    :class:`CallPermit` would, without a permit object per request.
     """
 
     def __init__(
@@ -497,7 +497,7 @@ class OutgoingHttp(Generic[ResponseT]):
 
     def _discard_retried(self, details: RetryDetails) -> Awaitable[None] | None:
         """Retry hook, run when a retry is decided: the attempt retried past counts as
-        neither (see :class:`~otel_resilience._admission.HeldVerdict`), and its response,
+        neither (see :class:`HeldVerdict`), and its response,
         if any, is released (async: awaited by Retry)."""
         settle_as_retried_past()
         return None if details.result is None else self.library.discard(details.result)
@@ -817,7 +817,7 @@ class OutgoingHttp(Generic[ResponseT]):
         An error that is not the endpoint's counts as neither success nor failure, is not
         retried and reaches the program as it was raised. The breaker's verdict on an
         endpoint failure waits for the retry (see
-        :class:`~otel_resilience._admission.HeldVerdict`): in the retry's held verdict, or
+        :class:`HeldVerdict`): in the retry's held verdict, or
         with ``defer`` (the first attempt, before a retry runs) left to the caller to hold.
         """
         library = self.library

@@ -29,17 +29,17 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, cast, overload
 
-from otel_resilience._breaker import CircuitBreaker, CircuitOpenError
-from otel_resilience._decorating import decorate
 from otel_resilience._fork import unlock_after_fork
-from otel_resilience._policy import ExceptionMatcher, matches
-from otel_resilience._windows import TimeWindow
-from otel_resilience.config import MAX_SECONDS
+from otel_resilience.breaker._breaker import CircuitBreaker, CircuitOpenError
+from otel_resilience.breaker._decorating import decorate
+from otel_resilience.breaker._policy import ExceptionMatcher, matches
+from otel_resilience.breaker._windows import TimeWindow
 from otel_resilience.metrics import Counter
 from otel_resilience.metrics._registry import resilience_registry
+from otel_resilience.sdk.settings import MAX_SECONDS
 
 if TYPE_CHECKING:
-    from otel_resilience.config import RetrySettings
+    from otel_resilience.sdk.settings import RetrySettings
 
 __all__ = ["Retry", "RetryBudget", "RetryDetails", "RetryHook", "RetryRun", "current_attempt"]
 

@@ -14,7 +14,7 @@ endpoint and whether it is in a transaction) and gets from here what it hooks in
 
 Either way, ``execute``, ``executemany``, ``callproc`` and connection-level shortcuts such as
 sqlite3's ``conn.execute()`` all end in :meth:`TracedSql.run`, and so in
-:class:`~otel_resilience._db_client.OutgoingDb`.
+:class:`~otel_resilience.instrumentation._db_client.OutgoingDb`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-from otel_resilience._db_client import DbEndpoint, OutgoingDb
 from otel_resilience._fork import unlock_after_fork
-from otel_resilience._sql import Dialect, Statement, analyse
+from otel_resilience.instrumentation._db_client import DbEndpoint, OutgoingDb
+from otel_resilience.instrumentation._sql import Dialect, Statement, analyse
 
 __all__ = ["SqlDriver", "TracedSql", "statement_of"]
 

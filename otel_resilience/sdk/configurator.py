@@ -13,8 +13,8 @@ from typing import Any
 
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
-from otel_resilience._providers import install_providers
-from otel_resilience.config import current_settings
+from otel_resilience.sdk._providers import install_providers
+from otel_resilience.sdk.settings import current_settings
 
 __all__ = ["ResilienceConfigurator"]
 
@@ -57,7 +57,7 @@ def _log_summary() -> None:
     if not _logger.isEnabledFor(logging.INFO):
         return
     try:
-        from otel_resilience._doctor import gather, summary_line
+        from otel_resilience.sdk._doctor import gather, summary_line
 
         _logger.info("%s", summary_line(gather()))
     except Exception:  # fail-safe: a summary is never worth the program

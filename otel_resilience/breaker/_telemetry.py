@@ -29,7 +29,7 @@ from otel_resilience.metrics import Observation
 from otel_resilience.metrics._registry import resilience_registry
 
 if TYPE_CHECKING:
-    from otel_resilience._breaker import CircuitBreaker, StateTransition
+    from otel_resilience.breaker._breaker import CircuitBreaker, StateTransition
 
 __all__ = ["observe", "observed_breakers", "record_rejection", "record_transition"]
 

@@ -23,12 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from otel_resilience._endpoint_server import (
-    EndpointRequest,
-    EndpointResponse,
-    EndpointServer,
-    start_endpoint_server,
-)
 from otel_resilience.metrics._prometheus_text import (
     CONTENT_TYPE,
     TARGET_INFO_TYPE_LINE,
@@ -36,6 +30,12 @@ from otel_resilience.metrics._prometheus_text import (
     render_target_info,
 )
 from otel_resilience.metrics._registry import all_registries
+from otel_resilience.sdk._endpoint_server import (
+    EndpointRequest,
+    EndpointResponse,
+    EndpointServer,
+    start_endpoint_server,
+)
 
 __all__ = ["PrometheusEndpoint", "metrics_response", "start_prometheus_endpoint"]
 

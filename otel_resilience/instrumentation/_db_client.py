@@ -29,20 +29,20 @@ from opentelemetry import context, metrics, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_resilience._admission import (
+from otel_resilience._fork import unlock_after_fork
+from otel_resilience._version import __version__
+from otel_resilience.breaker._breaker import CallPermit, CircuitBreaker, CircuitOpenError
+from otel_resilience.breaker._registry import CircuitBreakerRegistry, default_registry
+from otel_resilience.instrumentation._admission import (
     HeldVerdict,
     admit,
     held_verdict,
     settle_as_retried_past,
 )
-from otel_resilience._breaker import CallPermit, CircuitBreaker, CircuitOpenError
-from otel_resilience._duration import duration_histogram
-from otel_resilience._fork import unlock_after_fork
-from otel_resilience._registry import CircuitBreakerRegistry, default_registry
-from otel_resilience._retry import Retry
-from otel_resilience._sql import Statement
-from otel_resilience._version import __version__
-from otel_resilience.config import RetrySettings, current_settings
+from otel_resilience.instrumentation._duration import duration_histogram
+from otel_resilience.instrumentation._sql import Statement
+from otel_resilience.retry._retry import Retry
+from otel_resilience.sdk.settings import RetrySettings, current_settings
 
 __all__ = ["DbEndpoint", "DbLibrary", "OutgoingDb", "database_key"]
 
