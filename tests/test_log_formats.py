@@ -22,7 +22,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Span, Tracer
 
-from otel_resilience.logs import _json_format
+from otel_resilience.logs import _fields, _json_format
 from otel_resilience.logs._context import (
     EMPTY,
     bind,
@@ -753,13 +753,13 @@ def test_the_fast_path_writes_what_the_general_path_writes(
 
 def test_extras_are_found_among_attributes_set_after_the_record_was_made() -> None:
     record = logging.LogRecord("n", logging.INFO, __file__, 1, "m", (), None)
-    assert _json_format.record_extras(record) == {}
+    assert _fields.record_extras(record) == {}
     record.__dict__.update({"order_id": 1, "message": "set by a formatter", "user": "u"})
-    assert _json_format.record_extras(record) == {"order_id": 1, "user": "u"}
+    assert _fields.record_extras(record) == {"order_id": 1, "user": "u"}
 
     class Subclass(logging.LogRecord):
         pass
 
     other = Subclass("n", logging.INFO, __file__, 1, "m", (), None)
     other.__dict__["order_id"] = 2
-    assert _json_format.record_extras(other) == {"order_id": 2}
+    assert _fields.record_extras(other) == {"order_id": 2}

@@ -23,8 +23,9 @@ from typing import Protocol
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_resilience.logs._async_handler import FileSink, NonBlockingHandler, StreamSink
+from otel_resilience.logs._async_handler import NonBlockingHandler
 from otel_resilience.logs._memory import LogEntry, RingBufferHandler
+from otel_resilience.logs._sinks import FileSink, StreamSink
 
 REPO = Path(__file__).resolve().parent.parent
 MESSAGE_ONLY = logging.Formatter("%(message)s")
@@ -377,7 +378,8 @@ def test_queued_records_are_written_at_exit(tmp_path: Path) -> None:
         atexit.register(late_hook)
 
         import time
-        from otel_resilience.logs._async_handler import FileSink, NonBlockingHandler
+        from otel_resilience.logs._async_handler import NonBlockingHandler
+        from otel_resilience.logs._sinks import FileSink
 
         class SlowSink(FileSink):  # so that much is still queued when the program ends
             def write_records(self, records):

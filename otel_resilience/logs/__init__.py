@@ -17,7 +17,7 @@ aligned human line; fields named like secrets, and credentials quoted in message
 and exceptions, are redacted.
 """
 
-from otel_resilience.logs._async_handler import FileSink, NonBlockingHandler, StreamSink
+from otel_resilience.logs._async_handler import NonBlockingHandler
 from otel_resilience.logs._context import Binding, bind, bound
 from otel_resilience.logs._human_format import HumanFormatter
 from otel_resilience.logs._json_format import JSON_FIELDS, JsonFormatter
@@ -31,6 +31,7 @@ from otel_resilience.logs._setup import (
     get_logger,
     memory_log,
 )
+from otel_resilience.logs._sinks import FileSink, StreamSink
 
 __all__ = [
     "JSON_FIELDS",

@@ -12,11 +12,15 @@ Columns: local time to the millisecond (the stdlib's ``converter``, so setting
 ``formatter.converter = time.gmtime`` switches to UTC, as for any ``logging.Formatter``);
 the level name padded to 8; the logger name padded to ``logger_width`` (20; longer names
 are printed whole rather than cut, since a cut name can point at the wrong module); the
-message; the bound context and ``extra=`` fields as ``key=value`` (redacted, the same
-collision rule as the JSON format: ``extra=`` wins and the bound value moves to
-``context.<key>``); the span ids in brackets when there is a valid current span. The
-message, traceback and stack have the credentials they quote replaced, as in the JSON
-lines (see :mod:`otel_resilience.logs._redaction`).
+message; the bound context and ``extra=`` fields as ``key=value``, then
+``otel_resilience.format_error`` when the message did not format; the span ids in brackets
+when there is a valid current span. The fields are those of the step every output shares
+(:class:`~otel_resilience.logs._fields.RecordFields`), so they are redacted and named as in
+the JSON lines and OTLP records: the message, traceback and stack have the credentials they
+quote replaced, and when an ``extra=`` field and a bound field share a name the ``extra=``
+value wins and the bound one moves to ``context.<key>``. Only one thing differs: the line's
+fixed parts are columns, not ``key=value`` pairs, so a bound or ``extra=`` field named like
+a JSON field (``level``, ``message``) keeps its name here.
 
 Ids are shortened to their first 8 hex digits each (``short_ids=False`` prints them whole):
 32 bits tell one trace or span from another on a screen of logs, and a prefix is what
@@ -42,10 +46,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from otel_resilience.logs._context import bound, current_span_ids, holds_only_constants
-from otel_resilience.logs._json_format import (
+from otel_resilience.logs._context import bound, current_span_ids
+from otel_resilience.logs._fields import (
+    CODE_STACKTRACE,
+    EXCEPTION_STACKTRACE,
+    FORMAT_ERROR,
+    RecordFields,
+    as_is,
     clean_text,
-    formatted_traceback,
     record_extras,
     record_message,
     safe_repr,
@@ -67,6 +75,7 @@ _LEVEL_COLORS: Final = (
     (TRACE, _DIM),
 )
 _LEVEL_WIDTH: Final = 8  # len("CRITICAL")
+_NO_FIELDS: Final[Mapping[str, object]] = MappingProxyType({})
 _SHORT_ID_LENGTH: Final = 8
 
 # Characters that would make a bare value ambiguous when the line is split into fields.
@@ -135,13 +144,14 @@ class HumanFormatter(logging.Formatter):
         self.redactor: Final = DEFAULT_REDACTOR if redactor is None else redactor
         self._dim_start = _DIM if color else ""
         self._dim_end = _RESET if color else ""
-        # One-entry caches, each a tuple replaced in one assignment (safe across threads).
+        # What the fields are; this class only lays them out. The line's fixed parts are
+        # columns, not ``key=value`` pairs, so no bound or ``extra=`` name is reserved.
+        self._record_fields = RecordFields[object](self.redactor, as_is, reserved=frozenset())
+        # One-entry caches, each a tuple replaced in one assignment (safe across threads): the
+        # second whose time was formatted; the bound context's fields (the fields step's
+        # mapping, the same object while the bound values are constants) and their pairs.
         self._second: tuple[int, str] = (-1, "")
-        self._bound_cache: tuple[Mapping[str, object], Mapping[str, object], str] = (
-            MappingProxyType({}),
-            {},
-            "",
-        )
+        self._context_pairs: tuple[Mapping[str, object], str] = (_NO_FIELDS, "")
         self._level_cells: dict[tuple[int, str], str] = {}
 
     def format(self, record: logging.LogRecord) -> str:
@@ -152,22 +162,19 @@ class HumanFormatter(logging.Formatter):
             return clean_text(self._error_line(record, error))
 
     def _format(self, record: logging.LogRecord) -> str:
-        message, message_error = record_message(record)
-        redactor = self.redactor
-        message = redactor.redact_text(message)
+        record_fields = self._record_fields
+        message, message_error = record_fields.message(record)
         name = record.name if type(record.name) is str else safe_repr(record.name)
         line = (
             f"{self._time(record)} {self._level_cell(record)} "
             f"{name:<{self.logger_width}}  {message}"
         )
-        fields = self._fields(record)
+        pairs = self._pairs(record)
         if message_error is not None:
-            error_pair = self._pair(
-                "otel_resilience.format_error", redactor.redact_text(message_error)
-            )
-            fields = f"{fields} {error_pair}" if fields else error_pair
-        if fields:
-            line = f"{line}  {fields}"
+            error_pair = self._pair(FORMAT_ERROR, message_error)
+            pairs = f"{pairs} {error_pair}" if pairs else error_pair
+        if pairs:
+            line = f"{line}  {pairs}"
         ids = current_span_ids()
         if ids is not None:
             trace_id, span_id = ids.trace_id, ids.span_id
@@ -175,12 +182,37 @@ class HumanFormatter(logging.Formatter):
                 trace_id = trace_id[:_SHORT_ID_LENGTH]
                 span_id = span_id[:_SHORT_ID_LENGTH]
             line = f"{line}  {self._dim_start}[trace={trace_id} span={span_id}]{self._dim_end}"
-        if record.exc_info and record.exc_info[0] is not None:
-            # Its message may quote a DSN; its source lines, a hard-coded one.
-            line = f"{line}\n{redactor.redact_text(formatted_traceback(self, record))}"
-        if record.stack_info:
-            line = f"{line}\n{redactor.redact_text(record.stack_info)}"
+        if record.exc_info or record.stack_info:
+            # The traceback and the stack follow the line, as the stdlib formatter prints them.
+            fixed = record_fields.fixed(record, None, self)
+            traceback = fixed.get(EXCEPTION_STACKTRACE)
+            if traceback is not None:
+                line = f"{line}\n{traceback}"
+            stack = fixed.get(CODE_STACKTRACE)
+            if stack is not None:
+                line = f"{line}\n{stack}"
         return line
+
+    def _pairs(self, record: logging.LogRecord) -> str:
+        """``key=value ...`` for the bound and ``extra=`` fields; empty when there are none."""
+        record_fields = self._record_fields
+        context = bound()
+        prepared = record_fields.context(context) if context else _NO_FIELDS
+        cached, rendered = self._context_pairs
+        if cached is not prepared:
+            rendered = self._render(prepared)
+            # Holding ``prepared`` keeps its identity from being reused by another mapping.
+            self._context_pairs = (prepared, rendered)
+        extras = record_extras(record)
+        if not extras:
+            return rendered
+        appended = record_fields.appended_extras(prepared, extras)
+        if appended is not None:  # the usual case: the bound pairs as rendered, then these
+            extra_pairs = self._render(appended)
+            return f"{rendered} {extra_pairs}" if rendered else extra_pairs
+        fields = dict(prepared)
+        record_fields.add_extras(fields, extras)
+        return self._render(fields)
 
     def _time(self, record: logging.LogRecord) -> str:
         created = record.created
@@ -208,32 +240,6 @@ class HumanFormatter(logging.Formatter):
 
     def _render(self, fields: Mapping[str, object]) -> str:
         return " ".join(self._pair(key, value) for key, value in fields.items())
-
-    def _fields(self, record: logging.LogRecord) -> str:
-        """``key=value ...`` for the bound and ``extra=`` fields; empty when there are none."""
-        context = bound()
-        cached_context, redacted_context, rendered_context = self._bound_cache
-        if context is not cached_context:
-            redacted_context = self.redactor.redact(context)
-            rendered_context = self._render(redacted_context)
-            if holds_only_constants(context):
-                # Holding ``context`` keeps its identity from being reused by another mapping.
-                self._bound_cache = (context, redacted_context, rendered_context)
-        raw_extras = record_extras(record)
-        if not raw_extras:
-            return rendered_context
-        extras = self.redactor.redact(raw_extras)
-        if redacted_context.keys() & extras.keys():
-            merged = dict(redacted_context)
-            for key, value in extras.items():
-                if key in merged:
-                    merged.setdefault(f"context.{key}", merged[key])
-                merged[key] = value
-            return self._render(merged)
-        rendered_extras = self._render(extras)
-        if rendered_context:
-            return f"{rendered_context} {rendered_extras}"
-        return rendered_extras
 
     def _error_line(self, record: logging.LogRecord, error: BaseException) -> str:
         """A plain line for a record that could not be rendered in full; never raises."""

@@ -2,7 +2,8 @@
 
 :class:`JsonFormatter` is a plain ``logging.Formatter``, so it formats every record that
 reaches its handler alike, the program's and third-party libraries' records. Fields, in
-the order they appear (also :data:`JSON_FIELDS`, which tests and the README read):
+the order they appear (also :data:`JSON_FIELDS`, which tests and the README read; it is
+defined with the fields step, :mod:`otel_resilience.logs._fields`):
 
 =================================  =======  ==================  ===============================
 field                              type     present             meaning
@@ -50,8 +51,13 @@ Collisions: the names above are reserved, whether present in a record or not. A 
 with a reserved name is written as ``context.<name>``, an ``extra=`` field as
 ``extra.<name>``. When an ``extra=`` field and a bound field share a name, the ``extra=``
 value (the more specific) takes the name and the bound one moves to ``context.<name>``. A
-prefixed name that is itself taken is not written. The rule lives in :class:`BoundFields`
-and :func:`merge_extras`, which the OTLP handler uses too, so its attributes are named alike.
+prefixed name that is itself taken is not written.
+
+What the fields are (the message and its fallback, the fixed fields after the span's ids and
+``service.name``, the bound and ``extra=`` fields, collisions and redaction) is decided by
+the step the human line and the OTLP handler use too,
+:class:`~otel_resilience.logs._fields.RecordFields`; this module only renders them as JSON,
+so the three outputs name and redact every field alike.
 
 Values: strings, numbers, booleans, None, lists, tuples and mappings are JSON; datetimes,
 dates and times ISO 8601, UUIDs strings, enums their value, sets lists, other objects their
@@ -87,22 +93,19 @@ import contextlib
 import dataclasses
 import datetime
 import enum
-import itertools
 import json
 import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final
 
 from opentelemetry.context import Context as OtelContext
 
 from otel_resilience._secrets import redact_text
 from otel_resilience.logs._context import (
-    bound,
     bound_reader,
     current_otel_context,
     current_span_ids,
@@ -110,6 +113,19 @@ from otel_resilience.logs._context import (
     span_ids_of,
 )
 from otel_resilience.logs._fast_record import PLAIN_RECORD_TYPES
+from otel_resilience.logs._fields import (
+    FORMAT_ERROR,
+    INITIAL_RECORD_ATTRIBUTE_COUNT,
+    JSON_FIELDS,
+    RESERVED_NAMES,
+    RecordFields,
+    as_is,
+    clean_text,
+    record_extras,
+    record_message,
+    safe_repr,
+    safe_str,
+)
 from otel_resilience.logs._levels import TRACE, level_name
 from otel_resilience.logs._redaction import DEFAULT_REDACTOR, TRUNCATED, Redactor
 
@@ -120,216 +136,7 @@ try:
 except ImportError:  # orjson is optional: the json module gives the same output, slower
     _HAVE_ORJSON = False
 
-__all__ = [
-    "JSON_FIELDS",
-    "STANDARD_RECORD_ATTRIBUTES",
-    "JsonField",
-    "JsonFormatter",
-    "clean_text",
-    "exception_type_name",
-    "formatted_traceback",
-    "merge_extras",
-    "record_extras",
-    "record_message",
-    "safe_repr",
-]
-
-V = TypeVar("V")
-
-Presence = Literal[
-    "always",
-    "span",
-    "service_name",
-    "include_thread",
-    "include_source",
-    "exc_info",
-    "stack_info",
-    "format_error",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class JsonField:
-    """One field of the JSON schema: its name, JSON type (as parsed), and when it appears."""
-
-    name: str
-    type: type[str] | type[int]
-    presence: Presence
-    meaning: str
-
-
-def _schema(*fields: JsonField) -> Mapping[str, JsonField]:
-    return MappingProxyType({field.name: field for field in fields})
-
-
-JSON_FIELDS: Final = _schema(
-    JsonField("timestamp", str, "always", "creation time, RFC 3339 UTC with microseconds"),
-    JsonField("level", str, "always", "level name: TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL"),
-    JsonField("logger", str, "always", "the logger's name"),
-    JsonField("message", str, "always", "the formatted message"),
-    JsonField("trace_id", str, "span", "current trace id, 32 lowercase hex digits"),
-    JsonField("span_id", str, "span", "current span id, 16 lowercase hex digits"),
-    JsonField("trace_flags", str, "span", "W3C trace flags, 2 hex digits (bit 01 = sampled)"),
-    JsonField("service.name", str, "service_name", "the service_name given to the formatter"),
-    JsonField("thread.name", str, "include_thread", "the logging thread's name"),
-    JsonField("thread.id", int, "include_thread", "the logging thread's id"),
-    JsonField("code.function.name", str, "include_source", "the calling function"),
-    JsonField("code.file.path", str, "include_source", "the calling function's source file"),
-    JsonField("code.line.number", int, "include_source", "the calling line"),
-    JsonField("exception.type", str, "exc_info", "the exception's fully qualified class name"),
-    JsonField("exception.message", str, "exc_info", "str(exception)"),
-    JsonField("exception.stacktrace", str, "exc_info", "the formatted traceback"),
-    JsonField("code.stacktrace", str, "stack_info", "the stack captured with stack_info=True"),
-    JsonField("otel_resilience.format_error", str, "format_error", "what failed to format"),
-)
-"""The fixed fields of every line, in output order; bound and ``extra=`` fields follow."""
-
-_RESERVED: Final = frozenset(JSON_FIELDS)
-_FORMAT_ERROR: Final = "otel_resilience.format_error"
-
-_INITIAL_RECORD_ATTRIBUTES: Final = logging.LogRecord(
-    "", logging.INFO, "", 0, "", (), None
-).__dict__
-_INITIAL_RECORD_ATTRIBUTE_COUNT: Final = len(_INITIAL_RECORD_ATTRIBUTES)
-
-STANDARD_RECORD_ATTRIBUTES: Final = frozenset(_INITIAL_RECORD_ATTRIBUTES) | {
-    # Set on the shared record by formatters (stdlib's included) after it is created.
-    "message",
-    "asctime",
-    # Set by opentelemetry-instrumentation-logging's record factory; we write our own.
-    "otelTraceID",
-    "otelSpanID",
-    "otelTraceSampled",
-    "otelServiceName",
-}
-"""Attributes every record has; any other attribute came from ``extra=``.
-
-Computed from a real record once, so attributes newer Pythons add (``taskName`` in 3.12)
-are known without a version table.
-"""
-
-
-def record_extras(record: logging.LogRecord) -> dict[str, object]:
-    """The record's ``extra=`` fields, in the order given; empty (and cheap) when none."""
-    attributes = record.__dict__
-    # Most records have no extras and exactly the attributes ``LogRecord.__init__`` sets:
-    # counting them is enough.
-    if len(attributes) <= _INITIAL_RECORD_ATTRIBUTE_COUNT:
-        return {}
-    if type(record) in PLAIN_RECORD_TYPES:
-        # ``makeRecord`` adds the extras after ``__init__`` (and a record factory's own
-        # attributes) so, a dict keeping insertion order, they are among the attributes past
-        # the initial ones: only those few are looked at, not all twenty-odd.
-        return {
-            key: attributes[key]
-            for key in itertools.islice(attributes, _INITIAL_RECORD_ATTRIBUTE_COUNT, None)
-            if key not in STANDARD_RECORD_ATTRIBUTES
-        }
-    # A LogRecord subclass may set its attributes in any order: one full pass.
-    return {
-        key: value for key, value in attributes.items() if key not in STANDARD_RECORD_ATTRIBUTES
-    }
-
-
-def merge_extras(
-    fields: dict[str, V],
-    extras: Mapping[str, object],
-    convert: Callable[[str, object], tuple[str, V]],
-) -> None:
-    """Add the (already redacted) ``extra=`` fields to ``fields``, in place: the one place
-    the collision rule lives, for the JSON lines and the OTLP attributes alike.
-
-    ``fields`` holds the fixed fields and then the bound context. An ``extra=`` field with
-    a reserved name (:data:`JSON_FIELDS`) is written as ``extra.<name>`` unless that is
-    taken; one that shares a bound field's name takes the name (it is the more specific)
-    and the bound value moves to ``context.<name>`` unless that is taken.
-    """
-    for name, value in extras.items():
-        key, converted = convert(name, value)
-        if key in _RESERVED:
-            renamed = f"extra.{key}"
-            if renamed not in fields:
-                fields[renamed] = converted
-            continue
-        if key in fields:
-            # Only a bound field can hold a non-reserved name: it moves aside.
-            fields.setdefault(f"context.{key}", fields[key])
-        fields[key] = converted
-
-
-def safe_repr(value: object) -> str:
-    """``repr(value)``, or ``<unrepresentable T>`` when that raises."""
-    try:
-        return repr(value)
-    except Exception:
-        try:
-            name = type(value).__qualname__
-        except Exception:
-            name = "object"
-        return f"<unrepresentable {name}>"
-
-
-def _safe_str(value: object) -> str:
-    if type(value) is str:
-        return value
-    try:
-        return str(value)
-    except Exception:
-        return safe_repr(value)
-
-
-def record_message(record: logging.LogRecord) -> tuple[str, str | None]:
-    """The record's message, and why formatting it failed (None when it did not).
-
-    A message whose ``%`` arguments do not fit is the caller's bug, not a reason to lose
-    the record: it comes back as the raw message followed by ``repr(args)``.
-    """
-    msg = record.msg
-    if type(msg) is str and not record.args:
-        return msg, None
-    try:
-        return record.getMessage(), None
-    except Exception as error:
-        raw = _safe_str(msg)
-        return (
-            f"{raw} {safe_repr(record.args)}" if record.args else raw,
-            f"message: {type(error).__name__}: {_safe_str(error)}",
-        )
-
-
-def exception_type_name(exc_type: type[BaseException]) -> str:
-    """The semantic conventions' fully qualified name; builtins stay bare (``ValueError``)."""
-    module = getattr(exc_type, "__module__", None)
-    name = getattr(exc_type, "__qualname__", None) or exc_type.__name__
-    if not module or module == "builtins":
-        return str(name)
-    return f"{module}.{name}"
-
-
-def _exception_fields(
-    formatter: logging.Formatter,
-    record: logging.LogRecord,
-    fields: dict[str, object],
-    redactor: Redactor,
-) -> None:
-    exc_info = record.exc_info
-    if not exc_info or exc_info[0] is None:
-        return
-    fields["exception.type"] = exception_type_name(exc_info[0])
-    # A driver's message may quote its DSN; a traceback's source lines, a hard-coded one.
-    fields["exception.message"] = redactor.redact_text(_safe_str(exc_info[1]))
-    fields["exception.stacktrace"] = redactor.redact_text(formatted_traceback(formatter, record))
-
-
-def formatted_traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str:
-    """The record's traceback as ``formatter`` renders it; never raises."""
-    # Cached on the record as the stdlib formatter does, so every handler formats it once.
-    try:
-        if not record.exc_text and record.exc_info:
-            record.exc_text = formatter.formatException(record.exc_info)
-        return record.exc_text or ""
-    except Exception as error:
-        return f"<traceback unavailable: {type(error).__name__}: {_safe_str(error)}>"
+__all__ = ["JSON_FIELDS", "JsonFormatter"]
 
 
 def _serialisable(value: object) -> object:
@@ -359,17 +166,6 @@ _MAX_PLAIN_DEPTH: Final = 32
 _INT_RANGE: Final = range(-(2**63), 2**64)
 
 
-def clean_text(text: str) -> str:
-    """``text`` with lone surrogates (undecodable file names, say) escaped: UTF-8 needs it."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
-
-
 def _plain(value: object, depth: int) -> object:
     """``value`` as plain JSON types only: the slow path after a fast serialisation failed."""
     try:
@@ -388,7 +184,7 @@ def _plain(value: object, depth: int) -> object:
             return _plain(value.value, depth + 1)
         if isinstance(value, Mapping):
             return {
-                (clean_text(key) if isinstance(key, str) else _safe_str(key)): _plain(
+                (clean_text(key) if isinstance(key, str) else safe_str(key)): _plain(
                     item, depth + 1
                 )
                 for key, item in value.items()
@@ -412,35 +208,6 @@ def _plain(value: object, depth: int) -> object:
 _json_encoder: Final = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_serialisable
 )
-
-
-class BoundFields(Generic[V]):
-    """The bound context as record fields: redacted, kept clear of reserved names, and
-    prepared once per bound mapping (it only changes on ``bind``), for the JSON lines and
-    the OTLP attributes alike; ``convert`` turns a (name, value) into what the output takes.
-    """
-
-    def __init__(self, redactor: Redactor, convert: Callable[[str, object], tuple[str, V]]) -> None:
-        self._redactor = redactor
-        self._convert = convert
-        # A tuple replaced in one assignment: safe across threads.
-        self._cache: tuple[Mapping[str, object], dict[str, V]] = (MappingProxyType({}), {})
-
-    def __call__(self, context: Mapping[str, object]) -> dict[str, V]:
-        cached_context, prepared = self._cache
-        if cached_context is context:
-            return prepared
-        prepared = {}
-        for name, value in self._redactor.redact(context).items():
-            key, converted = self._convert(name, value)
-            if key in _RESERVED:
-                prepared.setdefault(f"context.{key}", converted)
-            else:
-                prepared[key] = converted
-        if holds_only_constants(context):
-            # Holding ``context`` keeps its identity from being reused by another mapping.
-            self._cache = (context, prepared)
-        return prepared
 
 
 _THREE_DIGITS: Final = tuple(b"%03d" % number for number in range(1000))
@@ -467,10 +234,6 @@ def _members(fields: Mapping[str, object]) -> bytes:
     if not fields:
         return b""
     return b"," + orjson.dumps(fields, default=_serialisable)[1:-1]
-
-
-def _as_is(name: str, value: object) -> tuple[str, object]:
-    return name, value
 
 
 class JsonFormatter(logging.Formatter):
@@ -506,7 +269,15 @@ class JsonFormatter(logging.Formatter):
         # A one-entry cache, a tuple replaced in one assignment (safe across threads): the
         # second whose date and time were formatted.
         self._second: tuple[int, str] = (-1, "")
-        self._prepared_bound = BoundFields[object](self.redactor, _as_is)
+        # What the fields are; this class only renders them (the fast path below included,
+        # for the records whose fields need no renaming and no redaction by name).
+        self._record_fields = RecordFields[object](
+            self.redactor,
+            as_is,
+            include_thread=include_thread,
+            include_source=include_source,
+            reserved=RESERVED_NAMES,
+        )
         # The fast path's pre-serialised fragments (see ``format_bytes``), each a tuple or
         # dict entry replaced in one assignment, so threads sharing the formatter never see
         # a torn one: the line's start up to the second; ``"level":...,"logger":...`` per
@@ -516,7 +287,7 @@ class JsonFormatter(logging.Formatter):
         self._heads: dict[tuple[str, str], bytes] = {}
         self._context_fragment: tuple[
             OtelContext | None, Mapping[str, object], bytes, frozenset[str]
-        ] = (None, _NO_CONTEXT, b"", _RESERVED)
+        ] = (None, _NO_CONTEXT, b"", RESERVED_NAMES)
         # Plain field names (``Redactor.is_plain``), each with its ``,"name":`` serialised:
         # ``extra=`` fields under them with number or string values skip the redactor, their
         # strings only scanned for credentials (only grown, one entry at a time under the
@@ -597,7 +368,7 @@ class JsonFormatter(logging.Formatter):
                 if around[0] is not otel or around[1] is not context:
                     around = self._new_context_fragment(otel, context)
                 attributes = record.__dict__
-                added = len(attributes) - _INITIAL_RECORD_ATTRIBUTE_COUNT
+                added = len(attributes) - INITIAL_RECORD_ATTRIBUTE_COUNT
                 if added <= 0:  # no extras at all
                     extra = b""
                 elif added == 1 and type(record) in PLAIN_RECORD_TYPES:
@@ -680,12 +451,12 @@ class JsonFormatter(logging.Formatter):
                 ids.trace_flags.encode("ascii"),
             )
         )
-        prepared = self._prepared_bound(context) if context else {}
+        prepared = self._record_fields.context(context) if context else {}
         around = (
             otel,
             context,
             span + self._service_fragment + _members(prepared),
-            _RESERVED.union(prepared),
+            self._record_fields.reserved.union(prepared),
         )
         if holds_only_constants(context):
             self._context_fragment = around
@@ -740,13 +511,15 @@ class JsonFormatter(logging.Formatter):
         return "%s%06dZ" % (cached[1], micros)  # noqa: UP031 - faster than an f-string here
 
     def _fields(self, record: logging.LogRecord) -> dict[str, object]:
-        message, message_error = record_message(record)
-        redactor = self.redactor
+        """The line's fields: the fields step's, with the timestamp, level, logger, the
+        span's ids and ``service.name`` around its message."""
+        record_fields = self._record_fields
+        message, message_error = record_fields.message(record)
         fields: dict[str, object] = {
             "timestamp": self._timestamp(record.created),
             "level": level_name(record),
             "logger": record.name,
-            "message": redactor.redact_text(message),
+            "message": message,
         }
         ids = current_span_ids()
         if ids is not None:
@@ -755,26 +528,8 @@ class JsonFormatter(logging.Formatter):
             fields["trace_flags"] = ids.trace_flags
         if self.service_name is not None:
             fields["service.name"] = self.service_name
-        if self.include_thread:
-            fields["thread.name"] = record.threadName
-            fields["thread.id"] = record.thread
-        if self.include_source:
-            fields["code.function.name"] = record.funcName
-            fields["code.file.path"] = record.pathname
-            fields["code.line.number"] = record.lineno
-        if record.exc_info:
-            _exception_fields(self, record, fields, redactor)
-        if record.stack_info:
-            fields["code.stacktrace"] = redactor.redact_text(record.stack_info)
-        if message_error is not None:
-            fields[_FORMAT_ERROR] = redactor.redact_text(message_error)
-
-        context = bound()
-        if context:
-            fields.update(self._prepared_bound(context))
-        extras = record_extras(record)
-        if extras:
-            merge_extras(fields, self.redactor.redact(extras), _as_is)
+        record_fields.fixed(record, message_error, self, into=fields)
+        record_fields.attributes(record, into=fields)
         return fields
 
     def _error_line(self, record: logging.LogRecord, error: BaseException) -> str:
@@ -787,10 +542,10 @@ class JsonFormatter(logging.Formatter):
             fields = {
                 "timestamp": timestamp,
                 "level": level_name(record),
-                "logger": _safe_str(getattr(record, "name", "")),
+                "logger": safe_str(getattr(record, "name", "")),
                 "message": self.redactor.redact_text(record_message(record)[0]),
-                _FORMAT_ERROR: self.redactor.redact_text(
-                    f"{type(error).__name__}: {_safe_str(error)}"
+                FORMAT_ERROR: self.redactor.redact_text(
+                    f"{type(error).__name__}: {safe_str(error)}"
                 ),
             }
             return json.dumps({key: clean_text(value) for key, value in fields.items()})

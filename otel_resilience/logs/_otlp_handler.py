@@ -31,9 +31,13 @@ OTLP field                  from
                             ``code.stacktrace`` (``stack_info``), then the bound context, then
                             the ``extra=`` fields, both through the redactor (by name and
                             in string values, see :mod:`~otel_resilience.logs._redaction`),
-                            with the JSON formatter's rules for colliding names
+                            with the JSON lines' rules for colliding names
                             (``context.<name>``, ``extra.<name>``)
 ==========================  ==================================================================
+
+The body and the attributes are what the fields step every output shares makes of the
+record (:class:`~otel_resilience.logs._fields.RecordFields`); this module only turns them
+into OTLP: severities, attribute values, and the emit itself.
 
 Attribute values are OTel attribute types: ``str``, ``bool``, ``int`` (within 64 bits,
 larger ones as their decimal string) and ``float`` as they are; a list or tuple whose items
@@ -83,15 +87,11 @@ from otel_resilience._fork import unlock_after_fork
 from otel_resilience._secrets import redact_text
 from otel_resilience.logs._async_handler import LockFreeHandler
 from otel_resilience.logs._context import bound
-from otel_resilience.logs._json_format import (
-    JSON_FIELDS,
-    BoundFields,
+from otel_resilience.logs._fields import (
+    RESERVED_NAMES,
+    RecordFields,
     clean_text,
-    exception_type_name,
-    formatted_traceback,
-    merge_extras,
     record_extras,
-    record_message,
     safe_repr,
 )
 from otel_resilience.logs._levels import TRACE, level_name
@@ -117,8 +117,6 @@ AttributeValue = (
 )
 """What :func:`attribute_value` returns: an attribute value every OTLP backend accepts."""
 
-_FORMAT_ERROR: Final = "otel_resilience.format_error"
-_RESERVED: Final = frozenset(JSON_FIELDS)
 _CLEAN_NAMES_LIMIT: Final = 4096
 _NO_ATTRIBUTES: Final[dict[str, AttributeValue]] = {}
 _TRACEBACK_FORMATTER: Final = logging.Formatter()
@@ -160,9 +158,9 @@ def severity_text(record: logging.LogRecord) -> str:
 
 def attribute_value(value: object) -> AttributeValue:
     """``value`` as an OTel attribute value (see the module documentation); never raises."""
+    if type(value) is str:
+        return value if value.isascii() else clean_text(value)  # ASCII: clean, one call fewer
     kind = type(value)
-    if kind is str:
-        return clean_text(value)  # type: ignore[arg-type]
     if kind is bool or kind is float:
         return value  # type: ignore[return-value]
     if kind is int:
@@ -175,8 +173,9 @@ def attribute_value(value: object) -> AttributeValue:
 
 def _attribute_field(name: str, value: object) -> tuple[str, AttributeValue]:
     """A bound or ``extra=`` field as an OTLP attribute: a clean key, an attribute value."""
-    key = clean_text(name) if type(name) is str else safe_repr(name)
-    return key, attribute_value(value)
+    if type(name) is not str:
+        return safe_repr(name), attribute_value(value)
+    return (name if name.isascii() else clean_text(name)), attribute_value(value)
 
 
 def _other_value(value: object) -> AttributeValue:
@@ -212,13 +211,6 @@ def _sequence_value(items: Sequence[object]) -> AttributeValue:
             return tuple(str(item) for item in items)
         return tuple(items)  # type: ignore[return-value]
     return clean_text(safe_repr(items))
-
-
-def _safe_str(value: object) -> str:
-    try:
-        return str(value)
-    except Exception:
-        return safe_repr(value)
 
 
 class _EmitState(threading.local):
@@ -257,8 +249,14 @@ class OtlpLogHandler(LockFreeHandler):
         unlock_after_fork(self, "_loggers_lock")
         self._state = _EmitState()
         self._errors = 0
-        # One entry, replaced in one assignment: the bound mapping last prepared.
-        self._prepared_bound = BoundFields[AttributeValue](self.redactor, _attribute_field)
+        # What the attributes are; this class only emits them. Attribute values are
+        # converted before the collision rule, and the bound context's once per mapping.
+        self._record_fields = RecordFields[AttributeValue](
+            self.redactor,
+            _attribute_field,
+            include_source=include_source,
+            reserved=RESERVED_NAMES,
+        )
         # ``extra=`` names that need neither renaming nor redaction by name (only grown;
         # bounded): their strings are only scanned for credentials, if the redactor does.
         self._clean_names: set[str] = set()
@@ -288,14 +286,14 @@ class OtlpLogHandler(LockFreeHandler):
             severity = severity_number(record.levelno)
             if not logger.enabled(context=context, severity_number=severity):
                 return
-            body, message_error = record_message(record)
+            body, message_error = self._record_fields.message(record)
             logger.emit(
                 OtelLogRecord(
                     timestamp=int(record.created * 1e9),
                     context=context,
                     severity_number=severity,
                     severity_text=severity_text(record),
-                    body=clean_text(self.redactor.redact_text(body)),
+                    body=clean_text(body),
                     attributes=self._attributes(record, message_error),
                 )
             )
@@ -326,20 +324,22 @@ class OtlpLogHandler(LockFreeHandler):
     def _plain_attributes(self, record: logging.LogRecord) -> dict[str, AttributeValue] | None:
         """The bound context and ``extra=`` fields when there is nothing to rename, redact by
         name or convert (plain names, plain values; strings only scanned for credentials);
-        None otherwise."""
+        None otherwise. A shortcut through the fields step for the common record, checked
+        against it by ``tests/unit/test_log_fields.py``."""
         context = bound()
-        prepared = self._prepared_bound(context) if context else _NO_ATTRIBUTES
+        prepared = self._record_fields.context(context) if context else _NO_ATTRIBUTES
         extras = record_extras(record)
         if not extras:
             return dict(prepared)
         clean = self._clean_names
         if not clean.issuperset(extras):
             redactor = self.redactor
+            reserved = self._record_fields.reserved
             if len(clean) < _CLEAN_NAMES_LIMIT:  # ASCII names the redactor lets through
                 clean.update(
                     name
                     for name in extras
-                    if name.isascii() and name not in _RESERVED and redactor.is_plain(name)
+                    if name.isascii() and name not in reserved and redactor.is_plain(name)
                 )
             return None
         if not prepared.keys().isdisjoint(extras):
@@ -360,33 +360,11 @@ class OtlpLogHandler(LockFreeHandler):
     def _all_attributes(
         self, record: logging.LogRecord, message_error: str | None
     ) -> dict[str, AttributeValue] | None:
-        attributes: dict[str, AttributeValue] = {}
-        if self.include_source:
-            attributes["code.function.name"] = attribute_value(record.funcName)
-            attributes["code.file.path"] = attribute_value(record.pathname)
-            attributes["code.line.number"] = attribute_value(record.lineno)
-        exc_info = record.exc_info
-        redactor = self.redactor
-        if exc_info and exc_info[0] is not None:
-            formatter = self.formatter or _TRACEBACK_FORMATTER
-            attributes["exception.type"] = clean_text(exception_type_name(exc_info[0]))
-            # A driver's message may quote its DSN; a traceback's source lines, a hard-coded one.
-            attributes["exception.message"] = clean_text(
-                redactor.redact_text(_safe_str(exc_info[1]))
-            )
-            attributes["exception.stacktrace"] = clean_text(
-                redactor.redact_text(formatted_traceback(formatter, record))
-            )
-        if record.stack_info:
-            attributes["code.stacktrace"] = attribute_value(redactor.redact_text(record.stack_info))
-        if message_error is not None:
-            attributes[_FORMAT_ERROR] = clean_text(redactor.redact_text(message_error))
-        context = bound()
-        if context:
-            attributes.update(self._prepared_bound(context))
-        extras = record_extras(record)
-        if extras:
-            merge_extras(attributes, self.redactor.redact(extras), _attribute_field)
+        """The fields step's fixed fields, bound context and ``extra=`` fields, in order."""
+        record_fields = self._record_fields
+        formatter = self.formatter or _TRACEBACK_FORMATTER
+        attributes = record_fields.fixed(record, message_error, formatter)
+        record_fields.attributes(record, into=attributes)
         return attributes or None
 
     def handleError(self, record: logging.LogRecord) -> None:

@@ -6,6 +6,16 @@ program's), and changes the root level only when asked to. The program's own han
 levels and formats stay; a later ``logging.basicConfig()`` still takes effect, because the
 log bridge ignores handlers marked as ours when it decides whether logging is configured.
 Calling ``configure`` again replaces the previous set-up.
+
+Each output is composed of four parts, each in a module of its own: the fields step
+(:mod:`~otel_resilience.logs._fields`: what a record's fields are, redaction included),
+inside a renderer (:mod:`~otel_resilience.logs._json_format` or
+:mod:`~otel_resilience.logs._human_format`: how they look), a sink
+(:mod:`~otel_resilience.logs._sinks`: where the bytes go) and a handler
+(:mod:`~otel_resilience.logs._async_handler`: on which thread they are written). The memory
+output keeps entries rather than bytes, so its handler is its sink
+(:mod:`~otel_resilience.logs._memory`); the OTLP output is the log bridge's
+(:mod:`~otel_resilience.logs._bridge`), not this module's.
 """
 
 from __future__ import annotations
@@ -19,13 +29,7 @@ from types import MappingProxyType
 from typing import IO, Final, Literal
 
 from otel_resilience._fork import unlock_after_fork
-from otel_resilience.logs._async_handler import (
-    FileSink,
-    NonBlockingHandler,
-    SerialisingHandler,
-    Sink,
-    StreamSink,
-)
+from otel_resilience.logs._async_handler import NonBlockingHandler, SerialisingHandler
 from otel_resilience.logs._bridge import keep_basic_config_working, keep_logging_config_working
 from otel_resilience.logs._context import bound
 from otel_resilience.logs._fast_record import (
@@ -37,6 +41,7 @@ from otel_resilience.logs._json_format import JsonFormatter
 from otel_resilience.logs._levels import install_trace_level
 from otel_resilience.logs._memory import RingBufferHandler
 from otel_resilience.logs._redaction import Redactor
+from otel_resilience.logs._sinks import LogFileError, Sink, StreamSink, open_file_sink
 from otel_resilience.metrics import Observation
 from otel_resilience.metrics._registry import resilience_registry
 from otel_resilience.sdk.settings import LOG_FILE, LogSettings
@@ -58,15 +63,6 @@ Output = Literal["console", "file", "memory"]
 
 
 _logger = logging.getLogger(__name__)
-
-
-class LogFileError(OSError):
-    """The log file could not be opened; ``reason`` is the operating system's error."""
-
-    def __init__(self, path: str, error: OSError) -> None:
-        super().__init__(error.errno, f"cannot open the log file {path!r}: {error}")
-        self.path = path
-        self.reason = f"{type(error).__name__}: {error.strerror or error}"
 
 
 OUR_HANDLER_MARK = "_otel_resilience_handler"
@@ -130,7 +126,7 @@ class LoggingSetup:
         with self._lock:
             for handler in self.handlers:
                 handler.setFormatter(
-                    _formatter(format, self.service_name, self.redact, _stream_of(handler))
+                    _renderer(format, self.service_name, self.redact, _stream_of(handler))
                 )
             self.format = format
 
@@ -193,9 +189,11 @@ def _stream_of(handler: logging.Handler) -> object:
     return getattr(sink, "stream", None)
 
 
-def _formatter(
+def _renderer(
     format: Format, service_name: str | None, redact: bool, stream: object
 ) -> logging.Formatter:
+    """The renderer of ``format``, with its fields step redacting or not; colours only for a
+    ``stream`` that shows them."""
     redactor = None if redact else Redactor(enabled=False)
     if format == "json":
         return JsonFormatter(service_name=service_name, redactor=redactor)
@@ -207,6 +205,8 @@ def _formatter(
 def _writer(
     sink: Sink, formatter: logging.Formatter, non_blocking: bool, queue_size: int
 ) -> logging.Handler:
+    """The handler that writes ``formatter``'s bytes to ``sink``: from a background thread
+    (``non_blocking``) or on the caller's."""
     if non_blocking:
         return NonBlockingHandler(sink, formatter=formatter, max_queue=queue_size)
     return _SinkHandler(sink, formatter)
@@ -271,29 +271,23 @@ def configure(
     # The file is opened first: if it cannot be, nothing has been started yet.
     file_sink = None
     if "file" in chosen and file:
-        try:
-            file_sink = FileSink(
-                file,
-                max_bytes=file_max_bytes,
-                backup_count=file_backup_count,
-                when=file_rotate_when,
-            )
-        except OSError as error:
-            raise LogFileError(file, error) from error
+        file_sink = open_file_sink(
+            file, max_bytes=file_max_bytes, backup_count=file_backup_count, when=file_rotate_when
+        )
     if "console" in chosen:
         console = stream if stream is not None else sys.stderr
-        formatter = _formatter(format, service_name, redact, console)
-        handlers.append(_writer(StreamSink(console), formatter, non_blocking, queue_size))
+        renderer = _renderer(format, service_name, redact, console)
+        handlers.append(_writer(StreamSink(console), renderer, non_blocking, queue_size))
     if file_sink is not None:
-        formatter = _formatter(format, service_name, redact, None)
-        handlers.append(_writer(file_sink, formatter, non_blocking, queue_size))
+        renderer = _renderer(format, service_name, redact, None)
+        handlers.append(_writer(file_sink, renderer, non_blocking, queue_size))
     if "memory" in chosen:
         memory = RingBufferHandler(
             memory_capacity,
             context_provider=bound,
             redactor=None if redact else Redactor(enabled=False),
         )
-        memory.setFormatter(_formatter(format, service_name, redact, None))
+        memory.setFormatter(_renderer(format, service_name, redact, None))
         handlers.append(memory)
     setup = LoggingSetup(tuple(handlers), memory, format, service_name, redact)
     root = logging.getLogger()
