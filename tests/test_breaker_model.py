@@ -5,8 +5,9 @@ The reference model below restates the documented behaviour of :class:`CircuitBr
 test case and a sequence of operations (calls that succeed, fail, raise ignored exceptions or
 take time; calls that overlap, through permits taken and recorded later in any order, so
 that trials outlive their half-open period; clock advances including exact boundaries;
-``force_open``; ``disable``; ``reset``) and compares after every step the state, every
-statistic and, for rejected calls, the rejection itself.
+``force_open``; ``disable``; ``reset``), each call made in one of the breaker's forms (its
+protocol itself: ``admit`` and ``CallPermit.record``; ``call``; ``with``), and compares
+after every step the state, every statistic and, for rejected calls, the rejection itself.
 
 Where the documentation leaves a detail open, the model takes the reading noted at that spot
 (search for "Reading:").
@@ -429,12 +430,46 @@ _RAISED: dict[CallKind, type[BaseException]] = {
 }
 
 
-def _call(
-    breaker: CircuitBreaker, clock: FakeClock, kind: CallKind, duration: float
-) -> CircuitOpenError | None:
-    """Call through ``breaker``; the rejection, or None when the function ran as expected."""
+Form = Literal["call", "permit", "with"]
+FORMS = st.sampled_from(["call", "permit", "with"])
+
+
+def _through_permit(breaker: CircuitBreaker, function: Callable[[], str], outcome: Outcome) -> str:
+    """The breaker's protocol itself: admit, call, record what the caller judged."""
+    permit = breaker.admit()
     try:
-        result = breaker.call(_guarded(clock, kind, duration))
+        result = function()
+    except BaseException as error:
+        permit.record(outcome, error)
+        raise
+    permit.record(outcome)
+    return result
+
+
+def _through_with(breaker: CircuitBreaker, function: Callable[[], str]) -> str:
+    with breaker:
+        return function()
+
+
+def _call(
+    breaker: CircuitBreaker,
+    clock: FakeClock,
+    kind: CallKind,
+    duration: float,
+    form: Form = "call",
+    outcome: Outcome | None = None,
+) -> CircuitOpenError | None:
+    """Call through ``breaker`` in ``form``; the rejection, or None when the function ran as
+    expected. ``outcome`` is the policy's verdict, which a permit's holder records."""
+    function = _guarded(clock, kind, duration)
+    try:
+        if form == "call":
+            result = breaker.call(function)
+        elif form == "permit":
+            assert outcome is not None, "a permit's holder says what the outcome was"
+            result = _through_permit(breaker, function, outcome)
+        else:
+            result = _through_with(breaker, function)
     except CircuitOpenError as rejected:
         return rejected
     except BaseException as error:
@@ -471,12 +506,13 @@ class BreakerMachine(RuleBasedStateMachine):
             f"  model transitions: {self.model.history}"
         )
 
-    def _call_and_compare(self, kind: CallKind, speed: Speed) -> None:
+    def _call_and_compare(self, kind: CallKind, speed: Speed, form: Form) -> None:
         duration = self.policy.duration(speed)
         started = self.clock.now
-        self.steps.append(f"t={started}: {kind} call taking {duration}s")
+        self.steps.append(f"t={started}: {kind} call taking {duration}s, by {form}")
         expected = self.model.admit(started)
-        rejected = _call(self.breaker, self.clock, kind, duration)
+        outcome = self.model.outcome(kind)
+        rejected = _call(self.breaker, self.clock, kind, duration, form, outcome)
         if isinstance(expected, tuple):
             state, remaining = expected
             assert rejected is not None, (
@@ -495,27 +531,27 @@ class BreakerMachine(RuleBasedStateMachine):
             f"call rejected ({rejected!r}) but the model admits it in state "
             f"{self.model.state(started)}{self._context()}"
         )
-        self.model.complete(self.model.outcome(kind), duration, self.clock.now, expected)
+        self.model.complete(outcome, duration, self.clock.now, expected)
         self.agrees_with_model()
 
     @rule()
     def take_permit(self) -> None:
         """Begin a call that another rule ends later: calls overlap, trials outlive periods."""
         now = self.clock.now
-        self.steps.append(f"t={now}: acquire() #{len(self.pending)}")
+        self.steps.append(f"t={now}: admit() #{len(self.pending)}")
         expected = self.model.admit(now)
         try:
-            permit = self.breaker.acquire()
+            permit = self.breaker.admit()
         except CircuitOpenError as rejected:
             assert isinstance(expected, tuple), (
-                f"acquire() rejected ({rejected!r}) but the model admits it{self._context()}"
+                f"admit() rejected ({rejected!r}) but the model admits it{self._context()}"
             )
             assert (rejected.state, rejected.remaining) == expected, (
                 f"rejection {rejected!r} differs from {expected}{self._context()}"
             )
             return
         assert not isinstance(expected, tuple), (
-            f"acquire() admitted a call the model rejects ({expected}){self._context()}"
+            f"admit() admitted a call the model rejects ({expected}){self._context()}"
         )
         self.pending.append((permit, expected, now))
 
@@ -531,22 +567,22 @@ class BreakerMachine(RuleBasedStateMachine):
         permit, model_permit, started = self.pending.pop(which % len(self.pending))
         self.clock.now += self.policy.duration(speed)
         self.steps.append(f"t={self.clock.now}: record {outcome} on a permit from t={started}")
-        permit.record({"success": False, "failure": True, "ignored": None}[outcome])
+        permit.record(outcome)
         self.model.complete(outcome, self.clock.now - started, self.clock.now, model_permit)
 
-    @rule(speed=SPEEDS, times=st.integers(1, 4))
-    def call_succeeds(self, speed: Speed, times: int) -> None:
+    @rule(speed=SPEEDS, times=st.integers(1, 4), form=FORMS)
+    def call_succeeds(self, speed: Speed, times: int, form: Form) -> None:
         for _ in range(times):
-            self._call_and_compare("success", speed)
+            self._call_and_compare("success", speed, form)
 
-    @rule(speed=SPEEDS, times=st.integers(1, 6))
-    def call_fails(self, speed: Speed, times: int) -> None:
+    @rule(speed=SPEEDS, times=st.integers(1, 6), form=FORMS)
+    def call_fails(self, speed: Speed, times: int, form: Form) -> None:
         for _ in range(times):
-            self._call_and_compare("failure", speed)
+            self._call_and_compare("failure", speed, form)
 
-    @rule(kind=st.sampled_from(["ignored", "cancelled", "unlisted"]), speed=SPEEDS)
-    def call_raises_other(self, kind: CallKind, speed: Speed) -> None:
-        self._call_and_compare(kind, speed)
+    @rule(kind=st.sampled_from(["ignored", "cancelled", "unlisted"]), speed=SPEEDS, form=FORMS)
+    def call_raises_other(self, kind: CallKind, speed: Speed, form: Form) -> None:
+        self._call_and_compare(kind, speed, form)
 
     @rule(seconds=st.integers(0, 300).map(float) | st.sampled_from([0.5, 0.25, 1.5]))
     def advance(self, seconds: float) -> None:
@@ -735,15 +771,15 @@ def test_recovery_cycles_follow_the_model(
         for _ in range(12):  # trip, if this policy can trip on failures
             if machine.model.state(machine.clock.now) != "closed":
                 break
-            machine.call_fails("instant", 1)
+            machine.call_fails("instant", 1, "call")
         machine.wait_out_open_period()
         machine.agrees_with_model()
         for _ in range(successes):
             if machine.model.state(machine.clock.now) != "half_open":
                 break
-            machine.call_succeeds(speed, 1)
+            machine.call_succeeds(speed, 1, "permit")
         if machine.model.state(machine.clock.now) == "half_open":
-            machine.call_fails(speed, 1)  # a failed trial re-opens
+            machine.call_fails(speed, 1, "permit")  # a failed trial re-opens
         elif pause == "while_closed":
             machine.advance(1.5)
         elif pause != "none":
@@ -780,7 +816,7 @@ def test_overlapping_trials_follow_the_model(
     for _ in range(12):  # trip, if this policy can trip on failures
         if machine.model.state(machine.clock.now) != "closed":
             break
-        machine.call_fails("instant", 1)
+        machine.call_fails("instant", 1, "call")
     for taken, first_ends, stale in periods:
         machine.wait_out_open_period()
         for _ in range(taken):
@@ -812,22 +848,22 @@ def test_a_stale_trial_neither_frees_a_slot_nor_closes_the_next_period() -> None
     )
     _fail(breaker, clock)
     clock.now += 1.0
-    slow_trial = breaker.acquire()  # period 1
-    failing_trial = breaker.acquire()
-    failing_trial.record(True)  # re-opens
+    slow_trial = breaker.admit()  # period 1
+    failing_trial = breaker.admit()
+    failing_trial.record("failure")  # re-opens
     clock.now += 2.0  # period 2 (the backoff doubled the wait)
     assert str(breaker.state) == "half_open"
-    period_two = [breaker.acquire(), breaker.acquire()]  # the stale trial holds the third
+    period_two = [breaker.admit(), breaker.admit()]  # the stale trial holds the third
     with pytest.raises(CircuitOpenError):
-        breaker.acquire()
-    slow_trial.record(False)  # stale: frees its slot, decides nothing
-    period_two.append(breaker.acquire())
+        breaker.admit()
+    slow_trial.record("success")  # stale: frees its slot, decides nothing
+    period_two.append(breaker.admit())
     with pytest.raises(CircuitOpenError):
-        breaker.acquire()
+        breaker.admit()
     for permit in period_two[:2]:
-        permit.record(False)
+        permit.record("success")
     assert str(breaker.state) == "half_open", "the stale success must not count towards closing"
-    period_two[2].record(False)
+    period_two[2].record("success")
     assert breaker.state == "closed"
 
 

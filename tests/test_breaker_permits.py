@@ -80,7 +80,7 @@ def _open_then_wait_for_half_open(instrumented: Instrumented, server: ScriptedHt
     breaker = instrumented.registry.get(f"http://127.0.0.1:{server.port}")
     breaker.force_open()
     breaker.reset()
-    breaker.acquire().record(True)  # one failure opens it (consecutive_failures=1)
+    breaker.admit().record("failure")  # one failure opens it (consecutive_failures=1)
     assert breaker.state == "open"
     time.sleep(0.06)
     assert str(breaker.state) == "half_open"
@@ -147,10 +147,10 @@ def test_psycopg_a_connect_cancelled_during_a_trial_gives_its_slot_back(
 
     for instrumented in instrument(PsycopgInstrumentor(), POLICY, retries=0):
         breaker = instrumented.registry.get(key)
-        breaker.acquire().record(True)  # opens
+        breaker.admit().record("failure")  # opens
         time.sleep(0.06)
         asyncio.run(cancelled_connect())  # the half-open trial, cancelled by the program
         assert breaker.stats.ignored == 1
-        permit = breaker.acquire()  # the one slot is free again
-        permit.record(False)
+        permit = breaker.admit()  # the one slot is free again
+        permit.record("success")
         assert breaker.state == "closed"

@@ -490,18 +490,18 @@ def test_minimum_calls_beyond_a_count_window_is_rejected() -> None:
 
 def test_permits_let_the_caller_classify_outcomes(clock: FakeClock) -> None:
     breaker = make(clock, consecutive_failures=2)
-    permit = breaker.acquire()
-    permit.record(failed=False)
-    permit.record(failed=True)  # a second record on one permit is ignored
+    permit = breaker.admit()
+    permit.record("success")
+    permit.record("failure")  # a second record on one permit is ignored
     for _ in range(2):
-        breaker.acquire().record(failed=True)
+        breaker.admit().record("failure")
     assert state(breaker) == "open"
     with pytest.raises(CircuitOpenError):
-        breaker.acquire()
+        breaker.admit()
     stats = breaker.stats
     assert (stats.successes, stats.failures, stats.rejections) == (1, 2, 1)
     breaker.reset()
-    breaker.acquire().record(failed=None)
+    breaker.admit().record("ignored")
     assert breaker.stats.ignored == 1
 
 

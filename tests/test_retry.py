@@ -213,39 +213,39 @@ def test_hooks_see_each_retry_and_a_raising_hook_is_harmless(time_: SimulatedTim
     assert isinstance(seen[0].error, ConnectionError)
 
 
-def test_a_first_attempt_made_by_the_caller_is_resumed_like_call(time_: SimulatedTime) -> None:
-    # Hot paths make the first attempt themselves and hand over only a failure.
+def test_the_first_attempt_runs_inline_and_the_retries_follow_it(time_: SimulatedTime) -> None:
+    # One entry: the first attempt is made before any retry state exists, and only its
+    # failure starts the retries, numbered from it.
     retry = make(time_, max_attempts=3, jitter="none")
-    flaky = Flaky(1)
-    run = retry.begin()
-    time_.now += 0.05  # the first attempt's time counts towards the deadline, as in call()
-    assert retry.resume(run, ConnectionError("first"), None, flaky) == "ok"
-    assert flaky.attempts_seen == [1, 2]  # the retries, numbered from the caller's attempt
+    flaky = Flaky(2)
+    assert retry.call(flaky) == "ok"
+    assert flaky.attempts_seen == [0, 1, 2]  # the first attempt is attempt 0: no resend
     assert time_.sleeps == [0.1, 0.2]
     assert current_attempt() == 0
 
     busy = make(time_, max_attempts=2, retry_on_result=lambda status: status == 503)
-    assert busy.resume(busy.begin(), None, 503, lambda: 200) == 200
-    assert busy.resume(busy.begin(), None, 404, lambda: 200) == 404  # not worth retrying
+    statuses = iter([503, 200])
+    assert busy.call(lambda: next(statuses)) == 200
+    assert busy.call(lambda: 404) == 404  # not worth retrying
 
     picky = make(time_, retry_on=(ConnectionError,))
     error = ValueError("bad request")
     with pytest.raises(ValueError) as unretried:
-        picky.resume(picky.begin(), error, None, Flaky(0))
+        picky.call(Flaky(1, error))
     assert unretried.value is error
 
     exhausted = Flaky(5)
     with pytest.raises(ConnectionError) as raised:
-        retry.resume(retry.begin(), ConnectionError("first"), None, exhausted)
-    assert exhausted.calls == 2
+        retry.call(exhausted)
+    assert exhausted.calls == 3
     assert any("after 3 attempts" in note for note in raised.value.__notes__)
 
 
-def test_begin_counts_the_call_in_the_budget(time_: SimulatedTime) -> None:
+def test_every_call_counts_in_the_budget(time_: SimulatedTime) -> None:
     budget = RetryBudget(ratio=0.1, minimum_per_second=0.5, window=10, clock=time_.clock)
     retry = make(time_, max_attempts=3, budget=budget, initial_backoff=0, max_backoff=0)
     for _ in range(90):
-        retry.begin()  # first attempts that succeeded: nothing to resume
+        assert retry.call(lambda: "ok") == "ok"  # first attempts that succeeded
     calls = 0
 
     def down() -> None:
@@ -255,11 +255,11 @@ def test_begin_counts_the_call_in_the_budget(time_: SimulatedTime) -> None:
 
     for _ in range(10):
         with pytest.raises(ConnectionError):
-            retry.resume(retry.begin(), ConnectionError(), None, down)
-    assert calls == 10  # max(0.5/s x 10 s, 10% of 100 calls)
+            retry.call(down)
+    assert calls == 10 + 10  # ten first attempts, max(0.5/s x 10 s, 10% of 100 calls) retries
 
 
-def test_async_resume_waits_with_asyncio(time_: SimulatedTime) -> None:
+def test_async_calls_make_the_first_attempt_inline_too(time_: SimulatedTime) -> None:
     retry = make(time_, max_attempts=3, jitter="none")
     attempts: list[int] = []
 
@@ -269,10 +269,9 @@ def test_async_resume_waits_with_asyncio(time_: SimulatedTime) -> None:
             raise ConnectionError
         return "ok"
 
-    resumed = retry.resume_async(retry.begin(), ConnectionError("first"), None, fetch)
-    assert asyncio.run(resumed) == "ok"
-    assert attempts == [1, 2]
-    assert time_.sleeps == [0.1, 0.2]
+    assert asyncio.run(retry.call_async(fetch)) == "ok"
+    assert attempts == [0, 1]
+    assert time_.sleeps == [0.1]
 
 
 def test_async_retries_sleep_with_asyncio(time_: SimulatedTime) -> None:

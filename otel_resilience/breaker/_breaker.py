@@ -26,6 +26,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import TracebackType
@@ -33,16 +34,11 @@ from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, Protocol, Type
 
 from otel_resilience.breaker._decorating import decorate
 from otel_resilience.breaker._policy import BreakerPolicy
-from otel_resilience.breaker._telemetry import (
-    observe,
-    observed_breakers,
-    record_rejection,
-    record_transition,
-)
 from otel_resilience.breaker._windows import TimeWindow
 
 __all__ = [
     "STATES",
+    "BreakerObserver",
     "CallEvent",
     "CallListener",
     "CallPermit",
@@ -50,8 +46,11 @@ __all__ = [
     "CircuitBreakerListener",
     "CircuitBreakerStats",
     "CircuitOpenError",
+    "PermitOutcome",
     "StateTransition",
     "TransitionListener",
+    "live_breakers",
+    "subscribe",
 ]
 
 P = ParamSpec("P")
@@ -60,6 +59,9 @@ R = TypeVar("R")
 State = Literal["closed", "open", "half_open", "forced_open", "disabled"]
 STATES: Final[tuple[State, ...]] = ("closed", "open", "half_open", "forced_open", "disabled")
 CallOutcome = Literal["success", "failure", "rejected", "ignored"]
+# What a permit's holder says of the call it admitted (a rejection never got a permit).
+PermitOutcome = Literal["success", "failure", "ignored"]
+_VERDICTS: Final[dict[str, bool | None]] = {"failure": True, "ignored": None}
 
 # Calls faster than this are never "slow" under the adaptive threshold: below it, latency
 # is the host's own jitter (a GC pause, a context switch), not the endpoint's health.
@@ -195,8 +197,46 @@ _LATENCY_DOWN: Final = 1.0 - 0.05 * 0.01 / 0.99
 _LATENCY_SAMPLING_MASK: Final = 31
 
 
+_live: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+
+
+class BreakerObserver(Protocol):
+    """Hears about every breaker of the process: the distribution's own subscribers.
+
+    The breakers' telemetry (metrics, span events, log records) is one: it subscribes when
+    it is imported, so this module never imports it (no import cycle). Per-breaker
+    listeners (``CircuitBreaker(listeners=...)``) are for a program's own use. An observer
+    must not raise: it runs on the callers' threads, after the breaker's lock is released.
+    """
+
+    def breaker_created(self, breaker: CircuitBreaker) -> None:
+        """A breaker was made (observable instruments are created on the first)."""
+
+    def state_changed(self, breaker: CircuitBreaker, event: StateTransition) -> None:
+        """``breaker`` changed state."""
+
+    def call_rejected(self, breaker: CircuitBreaker, state: State) -> None:
+        """``breaker`` rejected a call; on an open breaker's every call: be quick."""
+
+
+_observers: tuple[BreakerObserver, ...] = ()
+"""Replaced whole when one subscribes (rare), read without a lock on every event."""
+
+
+def subscribe(observer: BreakerObserver) -> None:
+    """Tell ``observer`` about every breaker, made before or after; subscribing twice is a no-op."""
+    global _observers  # noqa: PLW0603 - replaced whole, read without a lock
+    if observer not in _observers:
+        _observers = (*_observers, observer)
+
+
+def live_breakers() -> list[CircuitBreaker]:
+    """Every breaker alive in this process (what the telemetry and health reports read)."""
+    return list(_live)
+
+
 def _reinitialise_after_fork() -> None:
-    for breaker in observed_breakers():
+    for breaker in live_breakers():
         breaker._after_fork()
 
 
@@ -270,11 +310,13 @@ class CircuitBreaker:
         self._fallback = fallback
         self._clock = clock
         self._listeners: tuple[CircuitBreakerListener, ...] = tuple(listeners)
-        self._entered: contextvars.ContextVar[tuple[tuple[float, int], ...]] | None = None
+        self._entered: contextvars.ContextVar[tuple[CallPermit, ...]] | None = None
         self._lock = threading.Lock()
         self._trial_generation = 0
         self._start_fresh()
-        observe(self)
+        _live.add(self)
+        for observer in _observers:
+            observer.breaker_created(self)
 
     # --- state ------------------------------------------------------------------------
 
@@ -366,8 +408,12 @@ class CircuitBreaker:
             slow_call_threshold=None if threshold == _NEVER else threshold,
         )
 
-    def _telemetry_snapshot(self) -> tuple[str, str, list[int], dict[str, int]]:
-        """Name, state, [calls, successes, failures, rejections, ignored, slow], transitions."""
+    def counters(self) -> tuple[str, str, list[int], dict[str, int]]:
+        """Name, state, [calls, successes, failures, rejections, ignored, slow], transitions.
+
+        The exact counters, read consistently and cheaply (no window rates): what the
+        metrics read at each collection.
+        """
         with self._lock:
             successes = self._successes_locked()
             rejections = _count_value(self._rejections)
@@ -383,7 +429,7 @@ class CircuitBreaker:
 
     def transition_counts(self) -> dict[str, int]:
         """How many times each state was entered (for the transitions counter)."""
-        return self._telemetry_snapshot()[3]
+        return self.counters()[3]
 
     def seconds_until_trial(self) -> float:
         """Seconds until an open breaker admits a trial call (0 when not open)."""
@@ -543,12 +589,15 @@ class CircuitBreaker:
             return trial
         return 0
 
-    def acquire(self) -> CallPermit:
-        """Admit one call whose outcome the caller classifies, or raise CircuitOpenError.
+    def admit(self) -> CallPermit:
+        """Admit one call, or raise :class:`CircuitOpenError`: the breaker's one protocol.
 
-        For instrumentations, which know better than an exception type what a failure is
-        (an HTTP 503 response, a driver's "server unavailable" error): they ask for a permit
-        before the call and record exactly one outcome on it afterwards.
+        Every form of guarding a call is a thin user of it (``call``, the decorator, the
+        context manager, the instrumentations' call engine, a program's own code): take a
+        permit before the call, then record exactly one outcome on it with
+        :meth:`CallPermit.record`. The caller classifies the outcome, since it may know
+        better than an exception type what a failure is (an HTTP 503 response, a driver's
+        "server unavailable" error).
         """
         trial = self._acquire_permission()
         return CallPermit(self, self._clock(), trial)
@@ -578,7 +627,12 @@ class CircuitBreaker:
         return []
 
     def _record_fast_success(self, started: float) -> None:
-        """A success through a closed breaker: lock-free unless it was slow."""
+        """A success through a closed breaker: lock-free unless it was slow.
+
+        The one copy of the common case, which every call form reaches: a ticket from an
+        ``itertools.count`` (atomic under the GIL), one byte of the window ring, and one
+        latency sample in 32 for the adaptive threshold.
+        """
         duration = self._clock() - started
         if duration > self._slow_after:
             with self._lock:
@@ -636,7 +690,8 @@ class CircuitBreaker:
         cycle through the traceback and leave garbage on every rejected call.
         """
         next(self._rejections)
-        record_rejection(self, state)
+        for observer in _observers:
+            observer.call_rejected(self, state)
         if self._call_listeners:
             self._notify_rejection(state, remaining)
         return CircuitOpenError(self.name, state, remaining)
@@ -724,7 +779,8 @@ class CircuitBreaker:
 
     def _dispatch(self, events: list[StateTransition]) -> None:
         for event in events:
-            record_transition(self, event)
+            for observer in _observers:
+                observer.state_changed(self, event)
             for listener in self._listeners:
                 handler = getattr(listener, "on_transition", None)
                 if handler is not None:
@@ -746,73 +802,57 @@ class CircuitBreaker:
                 remaining = self._open_until - self._clock()
                 if remaining > 0:
                     raise self._rejection("open", remaining)
-            return self._call_checked(function, args, kwargs)
+            return self._call_admitted(function, args, kwargs)
+        # Closed, with nothing to decide at admission: the permit would be an ordinary one
+        # (no trial), so the call records straight onto the breaker, without making one.
         started = self._clock()
         try:
             result = function(*args, **kwargs)
         except BaseException as error:
-            self._record(error, None, started, False)
+            self._record(error, None, started, 0)
             if self._fallback is _NO_FALLBACK or not isinstance(error, Exception):
                 raise
             return cast(R, self._use_fallback(error, args, kwargs))
-        # The common case, inline and lock-free: a fast success through a closed breaker.
-        duration = self._clock() - started
-        if duration > self._slow_after:
-            self._record(None, result, started, False)
-            return result
-        ticket = next(self._completions)
-        self._ring[ticket % self._ring_size] = 1  # _SUCCESS, a literal on the hot path
-        if self._consecutive_failures:
-            self._consecutive_failures = 0
-        if not ticket & 31:  # _LATENCY_SAMPLING_MASK
-            self._observe_latency(duration)
+        self._record_fast_success(started)
         return result
 
-    def _call_checked(self, function: Callable[..., R], args: Any, kwargs: Any) -> R:
-        """``call`` when the breaker is not simply closed: admission first, all under lock."""
+    def _call_admitted(self, function: Callable[..., R], args: Any, kwargs: Any) -> R:
+        """``call`` when the breaker is not simply closed: through a permit."""
         if self._fallback is _NO_FALLBACK:
-            trial = self._acquire_permission()
+            permit = self.admit()
         else:
             try:
-                trial = self._acquire_permission()
+                permit = self.admit()
             except CircuitOpenError as rejected:
                 return cast(R, self._use_fallback(rejected, args, kwargs))
-        started = self._clock()
         try:
             result = function(*args, **kwargs)
         except BaseException as error:
-            self._record(error, None, started, trial)
+            permit._record_error(error)
             if self._fallback is _NO_FALLBACK or not isinstance(error, Exception):
                 raise
             return cast(R, self._use_fallback(error, args, kwargs))
-        self._record(None, result, started, trial)
+        permit._record_result(result)
         return result
 
     async def call_async(
         self, function: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """Await ``function(*args, **kwargs)`` through the breaker."""
-        if self._fast:
-            trial = 0
-        else:
-            try:
-                trial = self._acquire_permission()
-            except CircuitOpenError as rejected:
-                if self._fallback is _NO_FALLBACK:
-                    raise
-                return cast(R, await self._use_fallback_async(rejected, args, kwargs))
-        started = self._clock()
+        try:
+            permit = self.admit()
+        except CircuitOpenError as rejected:
+            if self._fallback is _NO_FALLBACK:
+                raise
+            return cast(R, await self._use_fallback_async(rejected, args, kwargs))
         try:
             result = await function(*args, **kwargs)
         except BaseException as error:
-            self._record(error, None, started, trial)
+            permit._record_error(error)
             if self._fallback is _NO_FALLBACK or not isinstance(error, Exception):
                 raise
             return cast(R, await self._use_fallback_async(error, args, kwargs))
-        if self._fast and not trial:
-            self._record_fast_success(started)
-        else:
-            self._record(None, result, started, trial)
+        permit._record_result(result)
         return result
 
     def _use_fallback(self, error: BaseException, args: Any, kwargs: Any) -> Any:
@@ -861,11 +901,11 @@ class CircuitBreaker:
     # block has no value to replace.
 
     def __enter__(self) -> CircuitBreaker:
-        trial = self._acquire_permission()
+        permit = self.admit()
         entered = self._entered
         if entered is None:
             entered = self._entered = contextvars.ContextVar(f"breaker {self.name}", default=())
-        entered.set((*entered.get(), (self._clock(), trial)))
+        entered.set((*entered.get(), permit))
         return self
 
     def __exit__(
@@ -877,9 +917,12 @@ class CircuitBreaker:
         entered = self._entered
         assert entered is not None, "__exit__ without __enter__"
         stack = entered.get()
-        started, trial = stack[-1]
+        permit = stack[-1]
         entered.set(stack[:-1])
-        self._record(error, None, started, trial)
+        if error is None:
+            permit._record_result(None)
+        else:
+            permit._record_error(error)
 
     async def __aenter__(self) -> CircuitBreaker:
         return self.__enter__()
@@ -897,7 +940,11 @@ class CircuitBreaker:
 
 
 class CallPermit:
-    """One admitted call; record its outcome once, with :meth:`record`."""
+    """One admitted call (:meth:`CircuitBreaker.admit`); record its outcome once.
+
+    Not made directly: a permit ties its call to the breaker and, for a half-open trial,
+    to the half-open period that admitted it.
+    """
 
     __slots__ = ("_breaker", "_recorded", "_started", "_trial")
 
@@ -912,22 +959,50 @@ class CallPermit:
         """Whether the breaker admitted this call as a half-open trial."""
         return bool(self._trial)
 
-    def record(self, failed: bool | None, error: BaseException | None = None) -> None:
-        """``True``: a failure; ``False``: a success; ``None``: ignored (counts as neither).
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The breaker that admitted the call."""
+        return self._breaker
 
-        A second call is ignored, so that a permit is never counted twice. The HTTP wrapper
-        (``_http_client``) tells the breaker the same, inline, without a permit per request:
-        keep the two alike.
+    def record(self, outcome: PermitOutcome, error: BaseException | None = None) -> None:
+        """How the admitted call ended: ``"success"``, ``"failure"`` or ``"ignored"``.
+
+        ``ignored`` counts as neither success nor failure (an error that says nothing about
+        the endpoint, or a call abandoned by its caller) but frees a trial's slot. ``error``
+        is what listeners are told. A second record on one permit is ignored, so that a
+        call is never counted twice.
         """
         if self._recorded:
             return
         self._recorded = True
         breaker = self._breaker
-        if failed is False and not self._trial and breaker._fast:
-            # A success through a closed breaker: the lock-free path breaker.call takes.
-            breaker._record_fast_success(self._started)
+        if outcome == "success":
+            if not self._trial and breaker._fast:
+                breaker._record_fast_success(self._started)
+            else:
+                breaker._record_outcome(False, self._started, self._trial, error)
             return
-        breaker._record_outcome(failed, self._started, self._trial, error)
+        if outcome not in _VERDICTS:
+            raise ValueError(f"outcome must be 'success', 'failure' or 'ignored', not {outcome!r}")
+        breaker._record_outcome(_VERDICTS[outcome], self._started, self._trial, error)
+
+    def _record_error(self, error: BaseException) -> None:
+        """Record ``error`` as the breaker's policy classifies it (the library call forms)."""
+        if not self._recorded:
+            self._recorded = True
+            self._breaker._record(error, None, self._started, self._trial)
+
+    def _record_result(self, result: Any) -> None:
+        """Record a returned ``result`` as the policy classifies it (``failure_result``)."""
+        if self._recorded:
+            return
+        breaker = self._breaker
+        if not self._trial and breaker._fast:
+            self._recorded = True
+            breaker._record_fast_success(self._started)
+        else:
+            self._recorded = True
+            breaker._record(None, result, self._started, self._trial)
 
 
 def _guarded_generator(
@@ -937,14 +1012,13 @@ def _guarded_generator(
 
     @functools.wraps(function)
     def guarded(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        trial = breaker._acquire_permission()
-        started = breaker._clock()
+        permit = breaker.admit()
         try:
             returned = yield from function(*args, **kwargs)
         except BaseException as error:  # GeneratorExit too: policy.classify ignores it
-            breaker._record(error, None, started, trial)
+            permit._record_error(error)
             raise
-        breaker._record(None, returned, started, trial)
+        permit._record_result(returned)
         return returned
 
     return guarded
@@ -960,8 +1034,7 @@ def _guarded_async_generator(
 
     @functools.wraps(function)
     async def guarded(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        trial = breaker._acquire_permission()
-        started = breaker._clock()
+        permit = breaker.admit()
         inner = function(*args, **kwargs)
         try:
             try:
@@ -979,9 +1052,9 @@ def _guarded_async_generator(
             except StopAsyncIteration:
                 pass
         except BaseException as error:
-            breaker._record(error, None, started, trial)
+            permit._record_error(error)
             raise
-        breaker._record(None, None, started, trial)
+        permit._record_result(None)
 
     return guarded
 

@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 
+import otel_resilience.breaker._telemetry  # noqa: F401 - the registry's breakers report
 from otel_resilience._fork import unlock_after_fork
 from otel_resilience.breaker._breaker import CircuitBreaker
 from otel_resilience.breaker._policy import BreakerPolicy

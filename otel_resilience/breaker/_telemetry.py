@@ -1,5 +1,8 @@
 """The circuit breakers' telemetry: observable instruments, span events and log records.
 
+A subscriber of every breaker's events (``_breaker.subscribe``), subscribed
+when this module is imported; the breaker itself knows nothing of it.
+
 Breakers count their calls themselves (exact integers under their own lock); the
 observable instruments here, in the ``otel_resilience`` metric registry, read those
 counters when the Prometheus endpoint is scraped or an exporter collects, so a guarded call
@@ -12,9 +15,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from opentelemetry.context import get_current as current_context
 from opentelemetry.trace import Span
@@ -25,13 +27,17 @@ from opentelemetry.trace import Span
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from otel_resilience._fork import unlock_after_fork
+from otel_resilience.breaker._breaker import (
+    CircuitBreaker,
+    State,
+    StateTransition,
+    live_breakers,
+    subscribe,
+)
 from otel_resilience.metrics import Observation
 from otel_resilience.metrics._registry import resilience_registry
 
-if TYPE_CHECKING:
-    from otel_resilience.breaker._breaker import CircuitBreaker, StateTransition
-
-__all__ = ["observe", "observed_breakers", "record_rejection", "record_transition"]
+__all__ = ["BreakerTelemetry"]
 
 _logger = logging.getLogger("otel_resilience.circuit_breaker")
 
@@ -44,20 +50,13 @@ _STATES = ("closed", "open", "half_open", "forced_open", "disabled")
 # ignored, slow.
 _OUTCOME_COUNTS = (("success", 1), ("failure", 2), ("rejected", 3), ("ignored", 4))
 
-_observed: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
 _instruments_lock = threading.Lock()
 unlock_after_fork(sys.modules[__name__], "_instruments_lock")
 _instruments_created = False
 
 
-def observed_breakers() -> list[CircuitBreaker]:
-    """Every breaker alive in this process."""
-    return list(_observed)
-
-
-def observe(breaker: CircuitBreaker) -> None:
-    """Include ``breaker`` in the metrics; the instruments are created on first use."""
-    _observed.add(breaker)
+def _create_instruments_once() -> None:
+    """The observable instruments, made when the first breaker is (not at import)."""
     global _instruments_created  # noqa: PLW0603 - created once per process
     if _instruments_created:
         return
@@ -69,7 +68,7 @@ def observe(breaker: CircuitBreaker) -> None:
 
 
 def _snapshots() -> list[tuple[str, str, list[int], dict[str, int]]]:
-    return [breaker._telemetry_snapshot() for breaker in observed_breakers()]
+    return [breaker.counters() for breaker in live_breakers()]
 
 
 def _observe_state() -> Iterable[Observation]:
@@ -130,14 +129,14 @@ def _recording_span() -> Span | None:
     return span if span is not None and span.is_recording() else None
 
 
-def record_rejection(breaker: CircuitBreaker, state: str) -> None:
+def _record_rejection(breaker: CircuitBreaker, state: str) -> None:
     """Mark the current span: this call never reached the endpoint."""
     span = cast("Span | None", current_context().get(_SPAN_KEY))  # _recording_span, inline
     if span is not None and span.is_recording():
         span.add_event("resilience.circuit_breaker.rejected", {NAME: breaker.name, STATE: state})
 
 
-def record_transition(breaker: CircuitBreaker, event: StateTransition) -> None:
+def _record_transition(breaker: CircuitBreaker, event: StateTransition) -> None:
     """A span event for every state change; a log record on opening and on recovering."""
     span = _recording_span()
     if span is not None:
@@ -158,3 +157,22 @@ def record_transition(breaker: CircuitBreaker, event: StateTransition) -> None:
         )
     elif event.to_state == "closed" and event.from_state != "closed":
         _logger.info("Circuit breaker %r closed again (%s)", breaker.name, event.reason)
+
+
+class BreakerTelemetry:
+    """The subscriber: instruments on the first breaker, span events and logs on events."""
+
+    def breaker_created(self, breaker: CircuitBreaker) -> None:
+        _create_instruments_once()
+
+    def state_changed(self, breaker: CircuitBreaker, event: StateTransition) -> None:
+        _record_transition(breaker, event)
+
+    def call_rejected(self, breaker: CircuitBreaker, state: State) -> None:
+        _record_rejection(breaker, state)
+
+
+subscribe(BreakerTelemetry())
+# Breakers made before this module was imported (from the private module) count too.
+if live_breakers():
+    _create_instruments_once()

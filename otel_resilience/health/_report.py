@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otel_resilience._version import __version__
-from otel_resilience.breaker._breaker import CircuitBreaker
-from otel_resilience.breaker._telemetry import observed_breakers
+from otel_resilience.breaker._breaker import CircuitBreaker, live_breakers
 from otel_resilience.health._breakers import BreakerSnapshot, breaker_check, snapshot_breakers
 from otel_resilience.health._checks import CheckReport, HealthChecks, default_checks, one_line
 from otel_resilience.health._exports import ExportOutcomes, export_outcomes
@@ -95,7 +94,7 @@ class StatusReporter:
         settings: HealthSettings | None = None,
         *,
         checks: HealthChecks | None = None,
-        breakers: Callable[[], Iterable[CircuitBreaker]] = observed_breakers,
+        breakers: Callable[[], Iterable[CircuitBreaker]] = live_breakers,
         metrics_snapshot: MetricsSnapshot | None = None,
         exports: ExportOutcomes | None = None,
         log_drops: LogDropWatch | None = None,

@@ -17,29 +17,32 @@ the server up and counts as a success; an error raised before anything reached t
 from __future__ import annotations
 
 import contextvars
-import functools
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from opentelemetry import context, metrics, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from otel_resilience._fork import unlock_after_fork
 from otel_resilience._version import __version__
-from otel_resilience.breaker._breaker import CallPermit, CircuitBreaker, CircuitOpenError
+from otel_resilience.breaker._breaker import CircuitBreaker, CircuitOpenError
 from otel_resilience.breaker._registry import CircuitBreakerRegistry, default_registry
-from otel_resilience.instrumentation._admission import (
+from otel_resilience.instrumentation._duration import duration_histogram
+from otel_resilience.instrumentation._engine import (
+    CallEngine,
     HeldVerdict,
+    Histogram,
+    Verdict,
     admit,
     held_verdict,
+    is_judged_failure,
+    record_failed,
     settle_as_retried_past,
 )
-from otel_resilience.instrumentation._duration import duration_histogram
 from otel_resilience.instrumentation._sql import Statement
 from otel_resilience.retry._retry import Retry
 from otel_resilience.sdk.settings import RetrySettings, current_settings
@@ -50,11 +53,9 @@ _logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Set while a database call is being instrumented: a driver method that calls another
-# instrumented one (PyMySQL's executemany calls execute) must not make a second span.
-_in_call: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "otel_resilience.db.in_call", default=False
-)
+# In the context a database call runs in: a driver method that calls another instrumented
+# one (PyMySQL's executemany calls execute) must not make a second span.
+_IN_DB_CALL = context.create_key("otel_resilience.db_call")
 # Set while a statement is being retried: whether running it again can still do any good.
 # SQL drivers do not reconnect, so after a lost connection (or inside a transaction, which
 # a failure may have aborted) a retry could only fail again, with a less telling error.
@@ -148,6 +149,94 @@ class DbLibrary(Protocol):
         ...
 
 
+class _DbCall(NamedTuple):
+    """What the engine's :class:`_DbKind` knows of one operation."""
+
+    name: str
+    metric_attributes: dict[str, Any]
+    span_attributes: dict[str, Any]
+
+
+class _DbKind:
+    """The database conventions for the call engine: names, attributes, what fails.
+
+    The breaker only hears about errors that mean the server is unavailable (the driver's
+    classification, :meth:`DbLibrary.unavailable`): a syntax error or a duplicate key proves
+    the server up and counts as a success; an error raised before anything reached the
+    server (a wrong argument type) counts as neither.
+    """
+
+    __slots__ = ("duration", "library", "library_name", "rejection_error")
+
+    def __init__(self, library: DbLibrary, duration: Histogram) -> None:
+        self.library = library
+        self.library_name = library.name
+        self.rejection_error = library.rejection_error
+        self.duration = duration
+
+    def span_start(self, call: _DbCall) -> tuple[str, Mapping[str, Any]]:
+        return call.name, call.span_attributes
+
+    def sending_context(
+        self, call: _DbCall, span: trace.Span, current: context.Context
+    ) -> context.Context:
+        return context.Context({**current, _SPAN_KEY: span, _IN_DB_CALL: True})
+
+    def judge_error(self, call: _DbCall, error: BaseException) -> Verdict:
+        return _verdict(self.library, error)
+
+    def error_type(self, call: _DbCall, error: BaseException) -> str:
+        """``error.type``: the SQLSTATE when the driver gives one, else the exception's class."""
+        sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        return sqlstate if isinstance(sqlstate, str) and sqlstate else type(error).__qualname__
+
+    def error_description(self, call: _DbCall, error: BaseException) -> str | None:
+        return type(error).__name__  # not the message: it may quote the statement's values
+
+    def error_attributes(
+        self, call: _DbCall, error_type: str, result: object
+    ) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+        return {"error.type": error_type}, {**call.metric_attributes, "error.type": error_type}
+
+    def judge_result(self, call: _DbCall, result: object) -> bool:
+        return False
+
+    def server_wait(self, call: _DbCall, result: object) -> float | None:
+        return None
+
+    def answered(
+        self, call: _DbCall, result: object
+    ) -> tuple[Mapping[str, Any], Mapping[str, Any], bool]:
+        return _NOTHING, call.metric_attributes, False
+
+    def finish_later(
+        self, call: _DbCall, result: object, finish: Callable[[BaseException | None], None]
+    ) -> bool:
+        return False
+
+
+_NOTHING: Mapping[str, Any] = {}
+
+
+def _verdict(library: DbLibrary, error: BaseException) -> Verdict:
+    """The driver's verdict on ``error`` for the breaker; never raises.
+
+    A driver's classification that raises must not lose the permit (a half-open trial
+    slot lost for good rejects every call until restart): it then counts as neither.
+    """
+    if not isinstance(error, Exception):
+        return None
+    try:
+        return library.unavailable(error)
+    except Exception:
+        _logger.warning(
+            "%s could not classify %s; it counts as neither success nor failure",
+            library.name,
+            type(error).__name__,
+        )
+        return None
+
+
 class OutgoingDb:
     """Breaker, retries, span and metrics around one driver's connections and operations."""
 
@@ -164,12 +253,14 @@ class OutgoingDb:
     ) -> None:
         self.library = library
         scope = f"otel_resilience.instrumentation.{library.name}"
-        self._tracer = trace.get_tracer(scope, __version__, tracer_provider)
-        self._duration = duration_histogram(
+        duration = duration_histogram(
             "otel_resilience.instrumentation.db",
             "db.client.operation.duration",
             "Duration of database client operations.",
             meter_provider,
+        )
+        self._engine: CallEngine[_DbCall, Any] = CallEngine(
+            _DbKind(library, duration), trace.get_tracer(scope, __version__, tracer_provider)
         )
         self._registry = registry
         settings = current_settings()
@@ -184,10 +275,7 @@ class OutgoingDb:
         self._retries: dict[tuple[str, str], Retry] = {}
         self._retries_lock = threading.Lock()
         unlock_after_fork(self, "_retries_lock")
-        # (span name, metric attributes, span attributes) per (endpoint, statement)
-        self._names: dict[
-            tuple[DbEndpoint, Statement], tuple[str, dict[str, Any], dict[str, Any]]
-        ] = {}
+        self._calls: dict[tuple[DbEndpoint, Statement], _DbCall] = {}
 
     @classmethod
     def from_options(
@@ -229,18 +317,11 @@ class OutgoingDb:
             return None
         retry = self._retries.get((key, purpose))
         if retry is None or retry.breaker is not breaker:
-            library = self.library
             retry = Retry.from_settings(
                 key,
                 settings,
                 breaker=breaker,
-                retry_on=(
-                    lambda error: (
-                        isinstance(error, Exception)
-                        and library.unavailable(error) is True
-                        and _may_run_again()
-                    ),
-                ),
+                retry_on=(lambda error: is_judged_failure(error) and _may_run_again(),),
                 hooks=(settle_as_retried_past,),
             )
             with self._retries_lock:
@@ -250,11 +331,9 @@ class OutgoingDb:
                 self._retries[key, purpose] = retry
         return retry
 
-    def _span_name_and_attributes(
-        self, endpoint: DbEndpoint, statement: Statement
-    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    def _call(self, endpoint: DbEndpoint, statement: Statement) -> _DbCall:
         """``{db.operation.name} {target}``, the metric's attributes and the span's."""
-        cached = self._names.get((endpoint, statement))
+        cached = self._calls.get((endpoint, statement))
         if cached is not None:
             return cached
         attributes = dict(endpoint.attributes)
@@ -269,72 +348,74 @@ class OutgoingDb:
             name = f"{statement.operation} {target}" if target else statement.operation
         else:
             name = target or endpoint.system
-        span_attributes = {**attributes, "db.query.text": statement.text}
-        if len(self._names) >= 1024:
-            self._names.clear()
-        self._names[endpoint, statement] = (name, attributes, span_attributes)
-        return name, attributes, span_attributes
+        call = _DbCall(name, attributes, {**attributes, "db.query.text": statement.text})
+        if len(self._calls) >= 1024:
+            self._calls.clear()
+        self._calls[endpoint, statement] = call
+        return call
 
     # --- connecting ---------------------------------------------------------------------------
 
     def connect(self, endpoint: DbEndpoint, connect: Callable[[], T]) -> T:
-        """Open a connection through the endpoint's breaker, retrying when it is unavailable."""
+        """Open a connection through the endpoint's breaker, retrying when it is unavailable.
+
+        No span: the conventions have none for connecting, and the operation's span that
+        follows carries the endpoint.
+        """
         if context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
             return connect()
         breaker = self._breaker(endpoint.key)
         if breaker is None:
             return connect()
-        attempt = functools.partial(self._connect_attempt, breaker, connect)
         retry = self._retry(endpoint.key, "connect", breaker)
-        return attempt() if retry is None else _retried(retry, attempt)
+        if retry is None:
+            return self._connect_attempt(breaker, connect)
+        held = HeldVerdict()
+        token = held_verdict.set(held)
+        try:
+            return retry.call(self._connect_attempt, breaker, connect)
+        finally:
+            held_verdict.reset(token)
+            held.settle(True)
 
     async def connect_async(self, endpoint: DbEndpoint, connect: Callable[[], Awaitable[T]]) -> T:
-        """:meth:`connect` for async drivers; retries wait with asyncio."""
+        """:meth:`connect` for async drivers; retries wait with the running library."""
         if context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
             return await connect()
         breaker = self._breaker(endpoint.key)
         if breaker is None:
             return await connect()
         retry = self._retry(endpoint.key, "connect", breaker)
-
-        async def attempt() -> T:
-            permit = admit(breaker, self.library.rejection_error)
-            try:
-                connection = await connect()
-            except BaseException as error:
-                _record(permit, self._verdict(error), error)
-                raise
-            permit.record(False)
-            return connection
-
-        return await (attempt() if retry is None else _retried_async(retry, attempt))
-
-    def _verdict(self, error: BaseException) -> bool | None:
-        """The driver's verdict on ``error`` for the breaker; never raises.
-
-        A driver's classification that raises must not lose the permit (a half-open trial
-        slot lost for good rejects every call until restart): it then counts as neither.
-        """
-        if not isinstance(error, Exception):
-            return None
+        if retry is None:
+            return await self._connect_attempt_async(breaker, connect)
+        held = HeldVerdict()
+        token = held_verdict.set(held)
         try:
-            return self.library.unavailable(error)
-        except Exception:
-            _logger.warning(
-                "%s could not classify %s; it counts as neither success nor failure",
-                self.library.name,
-                type(error).__name__,
-            )
-            return None
+            return await retry.call_async(self._connect_attempt_async, breaker, connect)
+        finally:
+            held_verdict.reset(token)
+            held.settle(True)
 
     def _connect_attempt(self, breaker: CircuitBreaker, connect: Callable[[], T]) -> T:
-        permit = admit(breaker, self.library.rejection_error)
+        permit = admit(breaker, self.library.rejection_error, None)
         try:
             connection = connect()
         except BaseException as error:
-            _record(permit, self._verdict(error), error)
+            record_failed(permit, _verdict(self.library, error), error)
             raise
-        permit.record(False)
+        permit.record("success")
+        return connection
+
+    async def _connect_attempt_async(
+        self, breaker: CircuitBreaker, connect: Callable[[], Awaitable[T]]
+    ) -> T:
+        permit = admit(breaker, self.library.rejection_error, None)
+        try:
+            connection = await connect()
+        except BaseException as error:
+            record_failed(permit, _verdict(self.library, error), error)
+            raise
+        permit.record("success")
         return connection
 
     # --- operations ---------------------------------------------------------------------------
@@ -371,22 +452,27 @@ class OutgoingDb:
         before the first attempt and again before each retry. Without it the operation is
         never retried.
         """
-        if _in_call.get() or context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+        current = context.get_current()
+        if current.get(_IN_DB_CALL) or current.get(_SUPPRESS_INSTRUMENTATION_KEY):
             return call()
         try:
             breaker = self._breaker(endpoint.key)
             retry = self._retry_for(endpoint, statement, breaker, in_transaction)
+            described = self._call(endpoint, statement)
         except Exception as error:  # fail-safe: our bug must not change what the caller sees
             _logger.warning(
                 "%s operation not instrumented (%s)", self.library.name, type(error).__name__
             )
             return call()
         if retry is None:
-            return self._attempt(endpoint, statement, breaker, call)
-        attempt = functools.partial(self._attempt, endpoint, statement, breaker, call)
+            return cast(
+                T, self._engine.attempt(described, breaker, call, (), _NO_KEYWORDS, current)
+            )
         token = _rerun_allowed.set(_negation(in_transaction))
         try:
-            return _retried(retry, attempt)
+            return cast(
+                T, self._engine.run(described, breaker, retry, call, (), _NO_KEYWORDS, current)
+            )
         finally:
             _rerun_allowed.reset(token)
 
@@ -398,137 +484,36 @@ class OutgoingDb:
         *,
         in_transaction: Callable[[], bool] | None = None,
     ) -> T:
-        """:meth:`execute` for async drivers; retries wait with asyncio."""
-        if _in_call.get() or context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+        """:meth:`execute` for async drivers; retries wait with the running library."""
+        current = context.get_current()
+        if current.get(_IN_DB_CALL) or current.get(_SUPPRESS_INSTRUMENTATION_KEY):
             return await call()
         try:
             breaker = self._breaker(endpoint.key)
             retry = self._retry_for(endpoint, statement, breaker, in_transaction)
+            described = self._call(endpoint, statement)
         except Exception as error:
             _logger.warning(
                 "%s operation not instrumented (%s)", self.library.name, type(error).__name__
             )
             return await call()
+        engine = self._engine
         if retry is None:
-            return await self._attempt_async(endpoint, statement, breaker, call)
-        attempt = functools.partial(self._attempt_async, endpoint, statement, breaker, call)
+            return cast(
+                T, await engine.attempt_async(described, breaker, call, (), _NO_KEYWORDS, current)
+            )
         token = _rerun_allowed.set(_negation(in_transaction))
         try:
-            return await _retried_async(retry, attempt)
+            return cast(
+                T,
+                await engine.run_async(described, breaker, retry, call, (), _NO_KEYWORDS, current),
+            )
         finally:
             _rerun_allowed.reset(token)
 
-    def _begin(
-        self, endpoint: DbEndpoint, statement: Statement, breaker: CircuitBreaker | None
-    ) -> tuple[trace.Span, dict[str, Any], CallPermit | None]:
-        name, attributes, span_attributes = self._span_name_and_attributes(endpoint, statement)
-        span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=span_attributes)
-        if breaker is None:
-            return span, attributes, None
-        return span, attributes, admit(breaker, self.library.rejection_error, span)
 
-    def _attempt(
-        self,
-        endpoint: DbEndpoint,
-        statement: Statement,
-        breaker: CircuitBreaker | None,
-        call: Callable[[], T],
-    ) -> T:
-        span, attributes, permit = self._begin(endpoint, statement, breaker)
-        started = time.perf_counter()
-        token = _in_call.set(True)
-        try:
-            result = call()
-        except BaseException as error:
-            _in_call.reset(token)
-            self._failed(span, attributes, permit, error, started)
-            raise
-        _in_call.reset(token)
-        if permit is not None:
-            permit.record(False)
-        self._duration.record(time.perf_counter() - started, attributes)
-        span.end()
-        return result
-
-    async def _attempt_async(
-        self,
-        endpoint: DbEndpoint,
-        statement: Statement,
-        breaker: CircuitBreaker | None,
-        call: Callable[[], Awaitable[T]],
-    ) -> T:
-        span, attributes, permit = self._begin(endpoint, statement, breaker)
-        started = time.perf_counter()
-        token = _in_call.set(True)
-        try:
-            result = await call()
-        except BaseException as error:
-            _in_call.reset(token)
-            self._failed(span, attributes, permit, error, started)
-            raise
-        _in_call.reset(token)
-        if permit is not None:
-            permit.record(False)
-        self._duration.record(time.perf_counter() - started, attributes)
-        span.end()
-        return result
-
-    def _failed(
-        self,
-        span: trace.Span,
-        attributes: dict[str, Any],
-        permit: CallPermit | None,
-        error: BaseException,
-        started: float,
-    ) -> None:
-        if permit is not None:
-            _record(permit, self._verdict(error), error)
-        error_type = _error_type(error)
-        span.set_attribute("error.type", error_type)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}"))
-        self._duration.record(
-            time.perf_counter() - started, {**attributes, "error.type": error_type}
-        )
-        span.end()
-
-
-def _record(permit: CallPermit, verdict: bool | None, error: BaseException) -> None:
-    """Record a failed attempt's verdict, or hold a failure while a retry may follow it
-    (the breaker judges logical calls: see :class:`HeldVerdict`)."""
-    held = held_verdict.get() if verdict is True and not permit.trial else None
-    if held is not None:
-        held.hold(permit, error)
-    else:
-        permit.record(verdict, error)
-
-
-def _retried(retry: Retry, attempt: Callable[[], T]) -> T:
-    """``retry.call(attempt)``, its attempts' failures judged as one call."""
-    held = HeldVerdict()
-    token = held_verdict.set(held)
-    try:
-        return retry.call(attempt)
-    finally:
-        held_verdict.reset(token)
-        held.settle(True)  # still held: the retry gave up on it
-
-
-async def _retried_async(retry: Retry, attempt: Callable[[], Awaitable[T]]) -> T:
-    """:func:`_retried` for async attempts."""
-    held = HeldVerdict()
-    token = held_verdict.set(held)
-    try:
-        return await retry.call_async(attempt)
-    finally:
-        held_verdict.reset(token)
-        held.settle(True)
+_NO_KEYWORDS: Mapping[str, Any] = {}
 
 
 def _negation(in_transaction: Callable[[], bool] | None) -> Callable[[], bool]:
     return (lambda: False) if in_transaction is None else (lambda: not in_transaction())
-
-
-def _error_type(error: BaseException) -> str:
-    """``error.type``: the SQLSTATE when the driver gives one, else the exception's class."""
-    sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-    return sqlstate if isinstance(sqlstate, str) and sqlstate else type(error).__qualname__

@@ -18,8 +18,7 @@ import functools
 import logging
 import threading
 import time
-import weakref
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, NamedTuple, ParamSpec, Protocol, TypeVar
@@ -35,24 +34,24 @@ from opentelemetry.context import (
 from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY_PLAIN
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN_CONTEXT
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_resilience._fork import unlock_after_fork
 from otel_resilience._secrets import redact_text, redact_url
 from otel_resilience._version import __version__
-from otel_resilience.breaker._breaker import CallPermit, CircuitBreaker, CircuitOpenError
+from otel_resilience.breaker._breaker import CircuitBreaker, CircuitOpenError
 from otel_resilience.breaker._registry import CircuitBreakerRegistry, default_registry
-from otel_resilience.instrumentation._admission import (
-    HeldVerdict,
-    held_verdict,
-    rejected_in_library_terms,
+from otel_resilience.instrumentation._duration import duration_histogram
+from otel_resilience.instrumentation._engine import (
+    CallEngine,
+    Histogram,
+    Verdict,
+    is_judged_failure,
     settle_as_retried_past,
 )
-from otel_resilience.instrumentation._duration import duration_histogram
-from otel_resilience.retry._retry import Retry, RetryDetails
-from otel_resilience.retry._retry import _attempt as _retry_attempt
+from otel_resilience.retry._retry import Retry, RetryDetails, current_attempt
 from otel_resilience.sdk.settings import MAX_SECONDS, RetrySettings, current_settings
 
 __all__ = [
@@ -113,17 +112,6 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
 
 
 _warned: set[str] = set()
-
-
-_blamed_errors: weakref.WeakSet[BaseException] = weakref.WeakSet()
-"""Errors the adapter judged the endpoint's (see :meth:`OutgoingHttp._failed`): only these
-are retried. An exception's identity outlives the attempt that judged it, so the retry
-asks here rather than asking the adapter again without the request."""
-
-
-def _blames_endpoint(error: BaseException) -> bool:
-    """The retry's ``retry_on``: an attempt's error that counted against the endpoint."""
-    return error in _blamed_errors
 
 
 def _warn_once(topic: str, message: str, *args: object) -> None:
@@ -403,16 +391,134 @@ def _parse_target(url: str) -> _Target:
     return _Target._parse(url)
 
 
+class _HttpCall(NamedTuple):
+    """What the engine's :class:`_HttpKind` knows of one request."""
+
+    request: HttpRequest
+    target: _Target
+
+
+class _HttpKind(Generic[ResponseT]):
+    """The HTTP conventions for the call engine: names, attributes, what fails.
+
+    Every request goes through these, so the attribute sets come from caches
+    (:class:`_Endpoint`, :class:`_Target`): built on an endpoint's first requests, then
+    reused, never mutated.
+    """
+
+    __slots__ = ("duration", "library", "library_name", "rejection_error")
+
+    def __init__(self, library: HttpLibrary[ResponseT], duration: Histogram) -> None:
+        self.library = library
+        self.library_name = library.name
+        self.rejection_error = library.rejection_error
+        self.duration = duration
+
+    def span_start(self, call: _HttpCall) -> tuple[str, Mapping[str, Any]]:
+        """``{method}`` and the conventions' required attributes.
+
+        ``http.request.resend_count`` counts resends for any reason, as the conventions
+        ask: the redirect hops sent before this one, plus the number of the retry now
+        running, if any (ours, or a program's own :class:`Retry` around the request).
+        """
+        request, target = call
+        method = request.method
+        attributes = target.span_by_method.get(method) or target.span_attributes(method)
+        resend_count = request.redirects + current_attempt()
+        if resend_count:
+            attributes = {**attributes, "http.request.resend_count": resend_count}
+        return method, attributes
+
+    def sending_context(
+        self, call: _HttpCall, span: trace.Span, current: context.Context
+    ) -> context.Context:
+        """``span`` current, lower HTTP layers suppressed, the trace context injected.
+
+        Suppressing keeps urllib3's or httpcore's own instrumentation (if any) from adding
+        a second client span: one copy of the current context for both (what
+        ``trace.set_span_in_context`` and ``context.set_value`` would make in two).
+        """
+        sending = context.Context(
+            {**current, _SPAN_KEY: span, _SUPPRESS_HTTP_INSTRUMENTATION_KEY: True}
+        )
+        try:
+            _inject(span, sending, call.request.headers)
+        except Exception as error:
+            # A propagator's bug must not fail the program's request: it goes out untraced.
+            _warn_once(
+                "propagation",
+                "The propagator raised %s; requests go out without trace-context headers",
+                type(error).__name__,
+            )
+        return sending
+
+    def judge_error(self, call: _HttpCall, error: BaseException) -> Verdict:
+        """A transport error the adapter blames on the endpoint fails it; any other error
+        (an invalid URL, a certificate the caller's trust store rejects) is the caller's,
+        counts as neither and reaches the program untouched."""
+        library = self.library
+        if not isinstance(error, library.transport_errors):
+            return None
+        try:
+            return True if library.blames_endpoint(error, call.request) else None
+        except Exception:  # fail-safe: an adapter's bug must not hide the program's error
+            return True
+
+    def error_type(self, call: _HttpCall, error: BaseException) -> str:
+        return type(error).__qualname__
+
+    def error_description(self, call: _HttpCall, error: BaseException) -> str | None:
+        # The library's message may quote the URL, query and all (requests' "Max retries
+        # exceeded with url: /v1?key=..."): the same redaction as url.full.
+        return redact_text(str(error))
+
+    def error_attributes(
+        self, call: _HttpCall, error_type: str, result: ResponseT | None
+    ) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+        request, target = call
+        metric = {**target.endpoint.attributes(request.method), "error.type": error_type}
+        if result is None:
+            return {"error.type": error_type}, metric
+        status = self.library.status_code(result)  # the body failed after the headers came
+        return {"error.type": error_type, "http.response.status_code": status}, metric
+
+    def judge_result(self, call: _HttpCall, result: ResponseT) -> bool:
+        status = self.library.status_code(result)
+        return status >= 500 or status == 429  # is_failure_status, inline
+
+    def server_wait(self, call: _HttpCall, result: ResponseT) -> float | None:
+        return retry_after_seconds(self.library.header(result, "Retry-After"))
+
+    def answered(
+        self, call: _HttpCall, result: ResponseT
+    ) -> tuple[Mapping[str, Any], Mapping[str, Any], bool]:
+        library = self.library
+        status = library.status_code(result)
+        version = library.protocol_version(result)
+        method = call.request.method
+        endpoint = call.target.endpoint
+        added, metric_attributes = endpoint.by_answer.get(
+            (method, status, version)
+        ) or endpoint.answered(method, status, version)
+        return added, metric_attributes, status >= 400
+
+    def finish_later(
+        self,
+        call: _HttpCall,
+        result: ResponseT,
+        finish: Callable[[BaseException | None], None],
+    ) -> bool:
+        library = self.library
+        return library.body_read_later and library.when_read(result, finish)
+
+
 class OutgoingHttp(Generic[ResponseT]):
     """Breaker, retries, span and metrics around one library's outgoing requests.
 
     Every request of the program goes through :meth:`call` or :meth:`call_async` (what
-    :meth:`send` and :meth:`send_async` take is the same, spread out), so they are written
-    for speed: the attribute sets come from caches (:class:`_Endpoint`,
-    :class:`_Target`), and a request that may be retried makes its first attempt directly,
-    entering the retry machinery only if that attempt fails (:meth:`Retry.begin` /
-    :meth:`Retry.resume`). The breaker is asked and told directly, as
-    :class:`CallPermit` would, without a permit object per request.
+    :meth:`send` and :meth:`send_async` take is the same, spread out): this chooses the
+    endpoint's breaker and, for a request that may be sent again, its retry; the call
+    engine (:mod:`._engine`) does the rest.
     """
 
     def __init__(
@@ -427,14 +533,16 @@ class OutgoingHttp(Generic[ResponseT]):
     ) -> None:
         self.library = library
         scope = f"otel_resilience.instrumentation.{library.name}"
-        self._tracer = trace.get_tracer(scope, __version__, tracer_provider)
         # One instrument for every HTTP adapter: the SDK takes two same-named instruments
         # matched by one view for conflicting streams, and warns about it on stderr.
-        self._duration = duration_histogram(
+        duration = duration_histogram(
             "otel_resilience.instrumentation.http",
             "http.client.request.duration",
             "Duration of HTTP client requests.",
             meter_provider,
+        )
+        self._engine: CallEngine[_HttpCall, ResponseT] = CallEngine(
+            _HttpKind(library, duration), trace.get_tracer(scope, __version__, tracer_provider)
         )
         self._registry = registry
         self._retry_settings = retry if retry is not None else current_settings().retry
@@ -452,8 +560,6 @@ class OutgoingHttp(Generic[ResponseT]):
 
     def _breaker(self, key: str) -> CircuitBreaker | None:
         """The endpoint's breaker; ``None`` when resilience is off for it or for us."""
-        if not self._resilience:
-            return None
         registry = self._registry if self._registry is not None else default_registry()
         return None if registry.is_excluded(key) else registry.get(key)
 
@@ -476,7 +582,7 @@ class OutgoingHttp(Generic[ResponseT]):
             key,
             self._retry_settings,
             breaker=breaker,
-            retry_on=(_blames_endpoint,),
+            retry_on=(is_judged_failure,),
             retry_on_result=self._worth_retrying,
             retry_after=lambda _error, response: (
                 None
@@ -497,8 +603,8 @@ class OutgoingHttp(Generic[ResponseT]):
 
     def _discard_retried(self, details: RetryDetails) -> Awaitable[None] | None:
         """Retry hook, run when a retry is decided: the attempt retried past counts as
-        neither (see :class:`HeldVerdict`), and its response,
-        if any, is released (async: awaited by Retry)."""
+        neither (see :class:`HeldVerdict`), and its response, if any, is released (async:
+        awaited by the retry)."""
         settle_as_retried_past()
         return None if details.result is None else self.library.discard(details.result)
 
@@ -506,8 +612,8 @@ class OutgoingHttp(Generic[ResponseT]):
 
     def _prepare(
         self, request: HttpRequest
-    ) -> tuple[_Target, CircuitBreaker | None, Retry | None] | None:
-        """The request's endpoint, breaker and retry, or ``None`` to send it uninstrumented.
+    ) -> tuple[_HttpCall, CircuitBreaker | None, Retry | None] | None:
+        """The request's call, breaker and retry, or ``None`` to send it uninstrumented.
 
         Fail-safe: a URL we cannot read (the library will reject it with its own error) or
         a bug of ours must not change what the caller sees, so the request then goes out as
@@ -515,11 +621,12 @@ class OutgoingHttp(Generic[ResponseT]):
         """
         try:
             target = _parse_target(request.url)
+            call = _HttpCall(request, target)
             if not self._resilience:
-                return target, None, None
+                return call, None, None
             key = target.endpoint.key
             breaker = self._breaker(key)
-            return target, breaker, None if breaker is None else self._retry(key, request, breaker)
+            return call, breaker, None if breaker is None else self._retry(key, request, breaker)
         except Exception as error:
             _logger.warning(
                 "%s request not instrumented (%s); it is sent as it is",
@@ -568,8 +675,8 @@ class OutgoingHttp(Generic[ResponseT]):
         prepared = self._prepare(request)
         if prepared is None:
             return send(*args, **kwargs)
-        target, breaker, retry = prepared
-        return self._attempt(request, target, breaker, retry, send, args, kwargs, current)
+        call, breaker, retry = prepared
+        return self._engine.run(call, breaker, retry, send, args, kwargs, current)
 
     def call_async(
         self,
@@ -580,7 +687,7 @@ class OutgoingHttp(Generic[ResponseT]):
     ) -> Awaitable[ResponseT]:
         """:meth:`call` for async clients, to be awaited.
 
-        Not a coroutine itself: it returns the attempt's, so that the request's coroutine
+        Not a coroutine itself: it returns the engine's, so that the request's coroutine
         chain is no deeper than it must be (each time the request waits on the network and
         resumes, it passes through every level of it).
         """
@@ -590,350 +697,7 @@ class OutgoingHttp(Generic[ResponseT]):
         prepared = self._prepare(request)
         if prepared is None:
             return send(*args, **kwargs)
-        target, breaker, retry = prepared
-        return self._attempt_async(request, target, breaker, retry, send, args, kwargs, current)
-
-    def _attempt(
-        self,
-        request: HttpRequest,
-        target: _Target,
-        breaker: CircuitBreaker | None,
-        retry: Retry | None,
-        send: Callable[..., ResponseT],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        current: context.Context | None = None,
-    ) -> ResponseT:
-        """One attempt; with ``retry``, the first of a call that ``retry`` takes over if it fails.
-
-        The first attempt of a retried call is made here rather than inside
-        :meth:`Retry.call`, since it nearly always succeeds: only when it fails does the
-        retry's machinery start, making the further attempts through this method with
-        ``retry`` ``None`` (their resend count is then the retry's). ``current`` is the
-        current context, if the caller has it at hand.
-        """
-        # The call is counted in the retry's budget now; its RetryRun is made only if this
-        # attempt fails (rarely): see Retry.start.
-        began = None if retry is None else retry.start()
-        span, sending, trial, admitted, started = self._begin(
-            request, target, breaker, retry is not None, current
-        )
-        token = context.attach(sending)
-        failure: Exception | None = None
-        response: ResponseT | None
-        try:
-            response = send(*args, **kwargs)
-        except BaseException as error:
-            context.detach(token)
-            blamed = self._failed(
-                span, request, target, breaker, trial, admitted, error, started, retry is not None
-            )
-            if retry is None or not blamed or not isinstance(error, Exception):
-                raise
-            failure, response = error, None  # the retry starts outside this block: no chaining
-        else:
-            context.detach(token)
-            failed = self._answered(
-                span,
-                request,
-                target,
-                breaker,
-                trial,
-                admitted,
-                response,
-                started,
-                retry is not None,
-            )
-            if retry is None or not failed:
-                return response
-        held = HeldVerdict()
-        if breaker is not None and not trial:  # the first attempt's verdict, deferred
-            held.hold(CallPermit(breaker, admitted, 0), failure)
-        run = retry.begin(began)
-        verdict_token = held_verdict.set(held)
-        try:
-            return retry.resume(
-                run,
-                failure,
-                response,
-                self._attempt,
-                request,
-                target,
-                breaker,
-                None,
-                send,
-                args,
-                kwargs,
-            )
-        finally:
-            held_verdict.reset(verdict_token)
-            held.settle(True)  # still held: the retry gave up on it
-
-    async def _attempt_async(
-        self,
-        request: HttpRequest,
-        target: _Target,
-        breaker: CircuitBreaker | None,
-        retry: Retry | None,
-        send: Callable[..., Awaitable[ResponseT]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        current: context.Context | None = None,
-    ) -> ResponseT:
-        # The call is counted in the retry's budget now; its RetryRun is made only if this
-        # attempt fails (rarely): see Retry.start.
-        began = None if retry is None else retry.start()
-        span, sending, trial, admitted, started = self._begin(
-            request, target, breaker, retry is not None, current
-        )
-        token = context.attach(sending)
-        failure: Exception | None = None
-        response: ResponseT | None
-        try:
-            response = await send(*args, **kwargs)
-        except BaseException as error:
-            context.detach(token)
-            blamed = self._failed(
-                span, request, target, breaker, trial, admitted, error, started, retry is not None
-            )
-            if retry is None or not blamed or not isinstance(error, Exception):
-                raise
-            failure, response = error, None  # the retry starts outside this block: no chaining
-        else:
-            context.detach(token)
-            failed = self._answered(
-                span,
-                request,
-                target,
-                breaker,
-                trial,
-                admitted,
-                response,
-                started,
-                retry is not None,
-            )
-            if retry is None or not failed:
-                return response
-        held = HeldVerdict()
-        if breaker is not None and not trial:  # the first attempt's verdict, deferred
-            held.hold(CallPermit(breaker, admitted, 0), failure)
-        run = retry.begin(began)
-        verdict_token = held_verdict.set(held)
-        try:
-            return await retry.resume_async(
-                run,
-                failure,
-                response,
-                self._attempt_async,
-                request,
-                target,
-                breaker,
-                None,
-                send,
-                args,
-                kwargs,
-            )
-        finally:
-            held_verdict.reset(verdict_token)
-            held.settle(True)  # still held: the retry gave up on it
-
-    def _begin(
-        self,
-        request: HttpRequest,
-        target: _Target,
-        breaker: CircuitBreaker | None,
-        first: bool,
-        current: context.Context | None,
-    ) -> tuple[trace.Span, context.Context, int, float, float]:
-        """Start the attempt's span, take the breaker's admission, inject the trace context.
-
-        Returns the span, the context to send in, whether the breaker admitted the attempt
-        as a half-open trial, when it did (by the breaker's clock), and when the attempt
-        started (``time.perf_counter``, for the histogram): a plain tuple, the cheapest
-        thing to make and unpack.
-
-        ``http.request.resend_count`` counts resends for any reason, as the conventions
-        ask: the redirect hops sent before this one, plus, for any attempt but the first of
-        a retried call (``first``), the number of the retry now running, if any (ours, or
-        a program's own :class:`Retry` around the request). The span is started in the
-        current context, passed explicitly so that the SDK does not look it up three more
-        times. The context the request is sent in makes our span current and suppresses
-        lower HTTP layers, which keeps urllib3's or httpcore's own instrumentation (if any)
-        from adding a second client span: one copy of the current context for both (what
-        ``trace.set_span_in_context`` and ``context.set_value`` would make in two).
-        """
-        if current is None:
-            current = context.get_current()
-        method = request.method
-        span_attributes = target.span_by_method.get(method) or target.span_attributes(method)
-        resend_count = request.redirects if first else request.redirects + _retry_attempt.get()
-        if resend_count:
-            span_attributes = {**span_attributes, "http.request.resend_count": resend_count}
-        span = self._tracer.start_span(
-            method, context=current, kind=SpanKind.CLIENT, attributes=span_attributes
-        )
-        trial = 0
-        admitted = 0.0
-        if breaker is not None:
-            # What CallPermit does, without a permit object per request.
-            try:
-                trial = breaker._acquire_permission()
-            except CircuitOpenError as rejected:
-                raise rejected_in_library_terms(
-                    rejected, self.library.rejection_error, span
-                ) from None
-            admitted = breaker._clock()
-        started = time.perf_counter()
-        sending = context.Context(
-            {**current, _SPAN_KEY: span, _SUPPRESS_HTTP_INSTRUMENTATION_KEY: True}
-        )
-        try:
-            _inject(span, sending, request.headers)
-        except Exception as error:
-            # A propagator's bug must neither fail the program's request nor keep the
-            # permit just taken (a half-open trial slot lost for good would reject every
-            # request to the endpoint until restart): the request goes out untraced.
-            _warn_once(
-                "propagation",
-                "The propagator raised %s; requests go out without trace-context headers",
-                type(error).__name__,
-            )
-        return span, sending, trial, admitted, started
-
-    def _failed(
-        self,
-        span: trace.Span,
-        request: HttpRequest,
-        target: _Target,
-        breaker: CircuitBreaker | None,
-        trial: int,
-        admitted: float,
-        error: BaseException,
-        started: float,
-        defer: bool,
-    ) -> bool:
-        """Finish a failed attempt; whether the failure is the endpoint's (and retryable).
-
-        An error that is not the endpoint's counts as neither success nor failure, is not
-        retried and reaches the program as it was raised. The breaker's verdict on an
-        endpoint failure waits for the retry (see
-        :class:`HeldVerdict`): in the retry's held verdict, or
-        with ``defer`` (the first attempt, before a retry runs) left to the caller to hold.
-        """
-        library = self.library
-        blamed = isinstance(error, library.transport_errors)
-        if blamed:
-            try:
-                blamed = library.blames_endpoint(error, request)
-            except Exception:  # fail-safe: an adapter's bug must not hide the program's error
-                blamed = True
-            if blamed:
-                _blamed_errors.add(error)
-        if breaker is not None:
-            held = None if defer or not blamed or trial else held_verdict.get()
-            if held is not None:
-                held.hold(CallPermit(breaker, admitted, 0), error)
-            elif not (defer and blamed and not trial):  # deferred: the caller holds it
-                breaker._record_outcome(True if blamed else None, admitted, trial, error)
-        method = request.method
-        error_type = type(error).__qualname__
-        span.set_attribute("error.type", error_type)
-        # The library's message may quote the URL, query and all (requests' "Max retries
-        # exceeded with url: /v1?key=..."): the same redaction as url.full.
-        span.set_status(Status(StatusCode.ERROR, redact_text(str(error))))
-        self._duration.record(
-            time.perf_counter() - started,
-            {**target.endpoint.attributes(method), "error.type": error_type},
-        )
-        span.end()
-        return blamed
-
-    def _answered(
-        self,
-        span: trace.Span,
-        request: HttpRequest,
-        target: _Target,
-        breaker: CircuitBreaker | None,
-        trial: int,
-        admitted: float,
-        response: ResponseT,
-        started: float,
-        defer: bool,
-    ) -> bool:
-        """Finish the attempt's span and metrics; whether the response counts as a failure.
-
-        The breaker is told what :meth:`CallPermit.record` would tell it: a success through
-        a closed breaker takes its lock-free path. A failure waits as for :meth:`_failed`.
-        A response that does not fail by its status is not done yet when its library reads
-        its body later (httpx): its outcome is then told when the body has been read or
-        the response closed (:meth:`HttpLibrary.when_read`), since reading may still fail.
-        """
-        library = self.library
-        status = library.status_code(response)
-        if not (status >= 500 or status == 429):  # is_failure_status, inline
-            if library.body_read_later and library.when_read(
-                response,
-                functools.partial(
-                    self._finish, span, request, target, breaker, trial, admitted, response, started
-                ),
-            ):
-                return False
-            self._finish(span, request, target, breaker, trial, admitted, response, started, None)
-            return False
-        if breaker is not None:
-            held = None if defer or trial else held_verdict.get()
-            if held is not None:
-                held.hold(CallPermit(breaker, admitted, 0), None)
-            elif not (defer and not trial):  # deferred: the caller holds it
-                breaker._record_outcome(True, admitted, trial, None)
-            wait = retry_after_seconds(library.header(response, "Retry-After"))
-            if wait is not None:
-                breaker.report_retry_after(wait)
-        self._end_answered(span, request.method, target, response, status, started)
-        return True
-
-    def _finish(
-        self,
-        span: trace.Span,
-        request: HttpRequest,
-        target: _Target,
-        breaker: CircuitBreaker | None,
-        trial: int,
-        admitted: float,
-        response: ResponseT,
-        started: float,
-        error: BaseException | None,
-    ) -> None:
-        """Tell how an answered attempt ended: read to its end (or closed) or, with
-        ``error``, failed while its body was read (a timeout, a dropped connection)."""
-        status = self.library.status_code(response)
-        if error is not None:
-            span.set_attribute("http.response.status_code", status)
-            self._failed(span, request, target, breaker, trial, admitted, error, started, False)
-            return
-        if breaker is not None:
-            if not trial and breaker._fast:
-                breaker._record_fast_success(admitted)
-            else:
-                breaker._record_outcome(False, admitted, trial, None)
-        self._end_answered(span, request.method, target, response, status, started)
-
-    def _end_answered(
-        self,
-        span: trace.Span,
-        method: str,
-        target: _Target,
-        response: ResponseT,
-        status: int,
-        started: float,
-    ) -> None:
-        version = self.library.protocol_version(response)
-        endpoint = target.endpoint
-        added, metric_attributes = endpoint.by_answer.get(
-            (method, status, version)
-        ) or endpoint.answered(method, status, version)
-        if status >= 400:
-            span.set_status(Status(StatusCode.ERROR))
-        span.set_attributes(added)
-        self._duration.record(time.perf_counter() - started, metric_attributes)
-        span.end()
+        call, breaker, retry = prepared
+        if retry is None:
+            return self._engine.attempt_async(call, breaker, send, args, kwargs, current)
+        return self._engine.run_async(call, breaker, retry, send, args, kwargs, current)

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from otel_resilience.metrics import _instruments as instruments
+import otel_resilience.metrics._instruments as instruments
 from otel_resilience.metrics._registry import AnyInstrument, MetricRegistry, all_registries
 
 __all__ = ["snapshot", "snapshot_json"]

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from otel_resilience._fork import unlock_after_fork
 from otel_resilience.breaker._breaker import CircuitBreaker, CircuitOpenError
@@ -41,7 +41,7 @@ from otel_resilience.sdk.settings import MAX_SECONDS
 if TYPE_CHECKING:
     from otel_resilience.sdk.settings import RetrySettings
 
-__all__ = ["Retry", "RetryBudget", "RetryDetails", "RetryHook", "RetryRun", "current_attempt"]
+__all__ = ["Retry", "RetryBudget", "RetryDetails", "RetryHook", "current_attempt"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -325,85 +325,60 @@ class Retry:
         return wait
 
     # --- call forms ---------------------------------------------------------------------------
+    # One entry each for sync and async callers (the decorator is a thin user of them). The
+    # first attempt is made inline, since it nearly always succeeds: the call is counted in
+    # the budget and its start noted, and the retry's state (a RetryRun) is made only if
+    # that attempt failed.
 
     def call(self, function: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``function``, retrying as the policy allows."""
-        return self._loop(RetryRun(self), None, function, *args, **kwargs)
+        self.budget.record_call()
+        started = self._clock()
+        try:
+            result = function(*args, **kwargs)
+        except Exception as error:
+            run = RetryRun(self, started)
+            wait = run.after(error, None)
+            if wait is None:
+                raise
+        else:
+            if self.retry_on_result is None or not self.retry_on_result(result):
+                return result
+            run = RetryRun(self, started)
+            wait = run.after(None, result)
+            if wait is None:
+                return result
+        return self._loop(run, wait, function, *args, **kwargs)
 
     def call_async(
         self, function: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> Coroutine[Any, Any, R]:
-        """Await ``function``, retrying as the policy allows; waits with ``asyncio``.
+        """Await ``function``, retrying as the policy allows; waits with the running library.
 
         Returns the retrying coroutine itself rather than one awaiting it, so that the
         caller's coroutine chain is one level shorter: every resumption passes through it.
         """
-        return self._loop_async(RetryRun(self), None, function, *args, **kwargs)
+        return self._call_async(function, *args, **kwargs)
 
-    # --- the first attempt made by the caller ---------------------------------------------------
-
-    def begin(self, started: float | None = None) -> RetryRun:
-        """Start a call whose first attempt the caller makes itself.
-
-        For hot paths (an instrumented request) that would rather not pay for the retry
-        loop when the first attempt succeeds, which it nearly always does: the call is
-        counted in the budget and its deadline starts now, as in :meth:`call`. If the first
-        attempt raised or returned a result worth retrying, hand its outcome to
-        :meth:`resume` (or :meth:`resume_async`); otherwise there is nothing more to do.
-
-        ``started`` is what :meth:`start` returned for this call, which was then counted
-        already: a caller can count every call with :meth:`start` and make the run only
-        for the few first attempts that fail.
-        """
-        return RetryRun(self, started)
-
-    def start(self) -> float:
-        """Count a call in the budget and return when it started (this retry's clock).
-
-        The cheaper half of :meth:`begin`, for the path every call takes: the
-        :class:`RetryRun` is then made by ``begin(started)`` only if the first attempt fails.
-        """
+    async def _call_async(
+        self, function: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         self.budget.record_call()
-        return self._clock()
-
-    def resume(
-        self,
-        run: RetryRun,
-        error: Exception | None,
-        result: Any,
-        function: Callable[P, R],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> R:
-        """Carry on after the caller's first attempt ended in ``error`` or ``result``.
-
-        What :meth:`call` would have done from there: raise ``error`` or return ``result``
-        if it is not worth retrying, otherwise wait and call ``function`` for the retries.
-        """
-        wait = run.after(error, result)
-        if wait is None:
-            if error is not None:
-                raise error
-            return cast(R, result)
-        return self._loop(run, wait, function, *args, **kwargs)
-
-    async def resume_async(
-        self,
-        run: RetryRun,
-        error: Exception | None,
-        result: Any,
-        function: Callable[P, Awaitable[R]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> R:
-        """:meth:`resume` for async callers; waits with ``asyncio``."""
-        wait = run.after(error, result)
-        if wait is None:
-            if error is not None:
-                raise error
-            return cast(R, result)
+        started = self._clock()
+        try:
+            result = await function(*args, **kwargs)
+        except Exception as error:
+            run = RetryRun(self, started)
+            wait = run.after(error, None)
+            if wait is None:
+                raise
+        else:
+            if self.retry_on_result is None or not self.retry_on_result(result):
+                return result
+            run = RetryRun(self, started)
+            wait = run.after(None, result)
+            if wait is None:
+                return result
         return await self._loop_async(run, wait, function, *args, **kwargs)
 
     # --- the loops --------------------------------------------------------------------------
@@ -411,35 +386,35 @@ class Retry:
     def _loop(
         self,
         run: RetryRun,
-        wait: float | None,
+        wait: float,
         function: Callable[P, R],
         /,
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> R:
-        """Attempts from ``run.attempt`` on, after waiting ``wait`` (``None``: right away)."""
+        """The retries: attempts from ``run.attempt`` on, the first after waiting ``wait``."""
         while True:
-            if wait is not None:
-                run.drop_pending()
-                self._sleep(wait)
+            run.drop_pending()
+            self._sleep(wait)
             token = _attempt.set(run.attempt - 1)
             try:
                 result = function(*args, **kwargs)
             except Exception as error:
-                wait = run.after(error, None)
-                if wait is None:
+                next_wait = run.after(error, None)
+                if next_wait is None:
                     raise
             else:
-                wait = run.after(None, result)
-                if wait is None:
+                next_wait = run.after(None, result)
+                if next_wait is None:
                     return result
             finally:
                 _attempt.reset(token)
+            wait = next_wait
 
     async def _loop_async(
         self,
         run: RetryRun,
-        wait: float | None,
+        wait: float,
         function: Callable[P, Awaitable[R]],
         /,
         *args: P.args,
@@ -447,22 +422,22 @@ class Retry:
     ) -> R:
         """:meth:`_loop` for async callables."""
         while True:
-            if wait is not None:
-                await run.await_pending()
-                await self._async_sleep(wait)
+            await run.await_pending()
+            await self._async_sleep(wait)
             token = _attempt.set(run.attempt - 1)
             try:
                 result = await function(*args, **kwargs)
             except Exception as error:
-                wait = run.after(error, None)
-                if wait is None:
+                next_wait = run.after(error, None)
+                if next_wait is None:
                     raise
             else:
-                wait = run.after(None, result)
-                if wait is None:
+                next_wait = run.after(None, result)
+                if next_wait is None:
                     return result
             finally:
                 _attempt.reset(token)
+            wait = next_wait
 
     @overload
     def __call__(
@@ -476,17 +451,11 @@ class Retry:
 
 
 class RetryRun:
-    """One retried call's bookkeeping, shared by the sync and async loops.
-
-    Made by :meth:`Retry.begin` (or by :meth:`Retry.call`): opaque to the caller.
-    """
+    """One retried call's bookkeeping, made once its first attempt has failed."""
 
     __slots__ = ("attempt", "pending", "retry", "started", "wait")
 
-    def __init__(self, retry: Retry, started: float | None = None) -> None:
-        if started is None:  # else Retry.start counted the call
-            retry.budget.record_call()
-            started = retry._clock()
+    def __init__(self, retry: Retry, started: float) -> None:
         self.retry = retry
         self.started = started
         self.wait = 0.0
