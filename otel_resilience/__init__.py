@@ -47,7 +47,7 @@ if TYPE_CHECKING:
         RetryHook,
         current_attempt,
     )
-    from otel_resilience.sdk._providers import InstalledTelemetry, installed_telemetry
+    from otel_resilience.sdk._installed import InstalledTelemetry, installed_telemetry
 
 # Imported on first use (PEP 562): the launcher imports this package to load the distro
 # and configurator, and a program that uses none of the library pieces should not pay for
@@ -64,7 +64,7 @@ _EXPORTS = {
     "CircuitBreakerStats": "otel_resilience.breaker",
     "CircuitOpenError": "otel_resilience.breaker",
     "HealthStatus": "otel_resilience.health",
-    "InstalledTelemetry": "otel_resilience.sdk._providers",
+    "InstalledTelemetry": "otel_resilience.sdk._installed",
     "Retry": "otel_resilience.retry._retry",
     "RetryBudget": "otel_resilience.retry._retry",
     "RetryDetails": "otel_resilience.retry._retry",
@@ -74,7 +74,7 @@ _EXPORTS = {
     "current_attempt": "otel_resilience.retry._retry",
     "default_registry": "otel_resilience.breaker",
     "health_report": "otel_resilience.health",
-    "installed_telemetry": "otel_resilience.sdk._providers",
+    "installed_telemetry": "otel_resilience.sdk._installed",
     "register_check": "otel_resilience.health",
     "unregister_check": "otel_resilience.health",
 }

@@ -24,8 +24,7 @@ from opentelemetry.trace import Span
 # The key under which the context holds the current span, as trace.get_current_span()
 # reads it; looked up directly because a rejection is on an open breaker's every call and
 # this saves half of the lookup's cost.
-from opentelemetry.trace.propagation import _SPAN_KEY
-
+from otel_resilience._compat import SPAN_KEY
 from otel_resilience._fork import unlock_after_fork
 from otel_resilience.breaker._breaker import (
     CircuitBreaker,
@@ -125,13 +124,13 @@ def _create_instruments() -> None:
 
 
 def _recording_span() -> Span | None:
-    span = cast("Span | None", current_context().get(_SPAN_KEY))
+    span = cast("Span | None", current_context().get(SPAN_KEY))
     return span if span is not None and span.is_recording() else None
 
 
 def _record_rejection(breaker: CircuitBreaker, state: str) -> None:
     """Mark the current span: this call never reached the endpoint."""
-    span = cast("Span | None", current_context().get(_SPAN_KEY))  # _recording_span, inline
+    span = cast("Span | None", current_context().get(SPAN_KEY))  # _recording_span, inline
     if span is not None and span.is_recording():
         span.add_event("resilience.circuit_breaker.rejected", {NAME: breaker.name, STATE: state})
 

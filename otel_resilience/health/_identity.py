@@ -26,7 +26,7 @@ def service_identity() -> ServiceIdentity:
     exactly as the dashboards do.
     """
     # Imported here: the configurator imports this package while it builds the providers.
-    from otel_resilience.sdk._providers import installed_telemetry
+    from otel_resilience.sdk._installed import installed_telemetry
 
     installed = installed_telemetry()
     attributes = (

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from opentelemetry import context, metrics, trace
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.trace.propagation import _SPAN_KEY
 
+from otel_resilience._compat import SPAN_KEY, instrumentation_suppressed
 from otel_resilience._fork import unlock_after_fork
 from otel_resilience._version import __version__
 from otel_resilience.breaker._breaker import CircuitBreaker, CircuitOpenError
@@ -180,7 +179,7 @@ class _DbKind:
     def sending_context(
         self, call: _DbCall, span: trace.Span, current: context.Context
     ) -> context.Context:
-        return context.Context({**current, _SPAN_KEY: span, _IN_DB_CALL: True})
+        return context.Context({**current, SPAN_KEY: span, _IN_DB_CALL: True})
 
     def judge_error(self, call: _DbCall, error: BaseException) -> Verdict:
         return _verdict(self.library, error)
@@ -362,7 +361,7 @@ class OutgoingDb:
         No span: the conventions have none for connecting, and the operation's span that
         follows carries the endpoint.
         """
-        if context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+        if instrumentation_suppressed(context.get_current()):
             return connect()
         breaker = self._breaker(endpoint.key)
         if breaker is None:
@@ -380,7 +379,7 @@ class OutgoingDb:
 
     async def connect_async(self, endpoint: DbEndpoint, connect: Callable[[], Awaitable[T]]) -> T:
         """:meth:`connect` for async drivers; retries wait with the running library."""
-        if context.get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+        if instrumentation_suppressed(context.get_current()):
             return await connect()
         breaker = self._breaker(endpoint.key)
         if breaker is None:
@@ -453,7 +452,7 @@ class OutgoingDb:
         never retried.
         """
         current = context.get_current()
-        if current.get(_IN_DB_CALL) or current.get(_SUPPRESS_INSTRUMENTATION_KEY):
+        if current.get(_IN_DB_CALL) or instrumentation_suppressed(current):
             return call()
         try:
             breaker = self._breaker(endpoint.key)
@@ -486,7 +485,7 @@ class OutgoingDb:
     ) -> T:
         """:meth:`execute` for async drivers; retries wait with the running library."""
         current = context.get_current()
-        if current.get(_IN_DB_CALL) or current.get(_SUPPRESS_INSTRUMENTATION_KEY):
+        if current.get(_IN_DB_CALL) or instrumentation_suppressed(current):
             return await call()
         try:
             breaker = self._breaker(endpoint.key)

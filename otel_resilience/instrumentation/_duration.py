@@ -48,7 +48,7 @@ def _exports_registries(meter_provider: metrics.MeterProvider | None) -> bool:
     # Imported here: the configurator's module brings the SDK and its exporters, which an
     # instrumentation used as a library, with a provider of its own, need not load.
     from otel_resilience.metrics._otlp import RegistryMetricReader
-    from otel_resilience.sdk._providers import installed_telemetry
+    from otel_resilience.sdk._installed import installed_telemetry
 
     provider = metrics.get_meter_provider() if meter_provider is None else meter_provider
     installed = installed_telemetry()

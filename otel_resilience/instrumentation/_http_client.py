@@ -25,19 +25,19 @@ from typing import Any, Generic, NamedTuple, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from opentelemetry import context, metrics, propagate, trace
-from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.context import (
-    _SUPPRESS_HTTP_INSTRUMENTATION_KEY,
-    _SUPPRESS_INSTRUMENTATION_KEY,
-)
-from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY_PLAIN
-from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import INVALID_SPAN_CONTEXT
-from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from otel_resilience._compat import (
+    BAGGAGE_KEY,
+    SPAN_KEY,
+    SUPPRESS_HTTP_INSTRUMENTATION_KEY,
+    http_instrumentation_suppressed,
+    propagators_run_by,
+    traceparent,
+)
 from otel_resilience._fork import unlock_after_fork
 from otel_resilience._secrets import redact_text, redact_url
 from otel_resilience._version import __version__
@@ -144,15 +144,6 @@ def caused_by(
     return False
 
 
-def _suppressed(current: context.Context) -> bool:
-    """``not is_http_instrumentation_enabled()`` in ``current``, read once (every request)."""
-    return bool(
-        current.get(_SUPPRESS_INSTRUMENTATION_KEY)
-        or current.get(_SUPPRESS_INSTRUMENTATION_KEY_PLAIN)
-        or current.get(_SUPPRESS_HTTP_INSTRUMENTATION_KEY)
-    )
-
-
 _W3C_PROPAGATORS = (TraceContextTextMapPropagator, W3CBaggagePropagator)
 _injection: tuple[TextMapPropagator | None, tuple[TextMapPropagator, ...] | None] = (None, None)
 """The global propagator last seen, and the W3C propagators it amounts to (``None``: not
@@ -162,16 +153,10 @@ only those). Looked at again whenever ``set_global_textmap`` installs another on
 def _w3c_propagators(textmap: TextMapPropagator) -> tuple[TextMapPropagator, ...] | None:
     """The propagators ``textmap`` runs in order, if each is exactly W3C trace context or
     baggage (the default, ``OTEL_PROPAGATORS=tracecontext,baggage``); ``None`` otherwise."""
-    propagators: tuple[TextMapPropagator, ...] = (
-        tuple(textmap._propagators) if type(textmap) is CompositePropagator else (textmap,)
-    )
+    propagators = propagators_run_by(textmap)
     if all(type(propagator) in _W3C_PROPAGATORS for propagator in propagators):
         return propagators
     return None
-
-
-_TRACE_FLAGS_SUFFIX = tuple(f"-{flags:02x}" for flags in range(256))
-"""``traceparent``'s last field, with its dash, for each value of the flags byte."""
 
 
 def _inject(span: trace.Span, sending: context.Context, headers: MutableMapping[str, str]) -> None:
@@ -196,21 +181,12 @@ def _inject(span: trace.Span, sending: context.Context, headers: MutableMapping[
             span_context = span.get_span_context()
             if span_context == INVALID_SPAN_CONTEXT:
                 continue
-            flags = span_context.trace_flags
-            try:  # the hex of the ids' bytes: about a third of the formatting's cost
-                headers["traceparent"] = (
-                    f"00-{span_context.trace_id.to_bytes(16, 'big').hex()}"
-                    f"-{span_context.span_id.to_bytes(8, 'big').hex()}"
-                    f"{_TRACE_FLAGS_SUFFIX[flags] if 0 <= flags < 256 else f'-{flags:02x}'}"
-                )
-            except OverflowError:  # ids out of range (negative, or too long): as upstream
-                headers["traceparent"] = (
-                    f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
-                    f"-{span_context.trace_flags:02x}"
-                )
+            headers["traceparent"] = traceparent(
+                span_context.trace_id, span_context.span_id, span_context.trace_flags
+            )
             if span_context.trace_state:
                 headers["tracestate"] = span_context.trace_state.to_header()
-        elif sending.get(_BAGGAGE_KEY):  # the propagator writes nothing without baggage
+        elif sending.get(BAGGAGE_KEY):  # the propagator writes nothing without baggage
             propagator.inject(headers, context=sending)
 
 
@@ -439,7 +415,7 @@ class _HttpKind(Generic[ResponseT]):
         ``trace.set_span_in_context`` and ``context.set_value`` would make in two).
         """
         sending = context.Context(
-            {**current, _SPAN_KEY: span, _SUPPRESS_HTTP_INSTRUMENTATION_KEY: True}
+            {**current, SPAN_KEY: span, SUPPRESS_HTTP_INSTRUMENTATION_KEY: True}
         )
         try:
             _inject(span, sending, call.request.headers)
@@ -670,7 +646,7 @@ class OutgoingHttp(Generic[ResponseT]):
         keyword arguments included, so the adapters hand them over as they are.
         """
         current = context.get_current()
-        if _suppressed(current):
+        if http_instrumentation_suppressed(current):
             return send(*args, **kwargs)
         prepared = self._prepare(request)
         if prepared is None:
@@ -692,7 +668,7 @@ class OutgoingHttp(Generic[ResponseT]):
         resumes, it passes through every level of it).
         """
         current = context.get_current()
-        if _suppressed(current):
+        if http_instrumentation_suppressed(current):
             return send(*args, **kwargs)
         prepared = self._prepare(request)
         if prepared is None:

@@ -46,8 +46,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry._logs import LoggerProvider
-
+from otel_resilience._compat import ApiLoggerProvider as LoggerProvider
 from otel_resilience._fork import unlock_after_fork
 
 __all__ = ["attach_log_bridge", "keep_basic_config_working", "keep_logging_config_working"]

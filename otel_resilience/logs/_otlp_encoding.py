@@ -14,10 +14,11 @@ resources or scopes are held in distinct objects, only the order of records with
 group can differ). Values of the
 common types (``str``, ``bool``, ``int`` within 64 bits, ``float``, ``None``) are written
 here; any other value (bytes, sequences, mappings, subclasses such as enums) goes through
-upstream's own ``_encode_value``, so it is encoded, or refused, exactly as upstream does:
-an attribute upstream cannot encode is left out with an error logged, a body it cannot
-encode fails the batch. Strings with lone surrogates, which protobuf refuses, are written
-with the replacement character instead of failing the batch.
+upstream's own ``_encode_value`` (:data:`otel_resilience._compat.encode_any_value`), so
+it is encoded, or refused, exactly as upstream does: an attribute upstream cannot encode is
+left out with an error logged, a body it cannot encode fails the batch. Strings with lone
+surrogates, which protobuf refuses, are written with the replacement character instead of
+failing the batch.
 """
 
 from __future__ import annotations
@@ -29,11 +30,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.exporter.otlp.proto.common._internal import _encode_value
-from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from otel_resilience._compat import ReadableLogRecord, encode_any_value, plain_attributes
 
 __all__ = ["encode_log_records"]
 
@@ -115,7 +115,7 @@ def _any_value(value: object) -> bytes:
         return _DOUBLE_VALUE + _DOUBLE(value)
     if value is None:
         return b""
-    return _encode_value(value).SerializeToString()  # upstream's rules, upstream's errors
+    return encode_any_value(value).SerializeToString()  # upstream's rules, upstream's errors
 
 
 def _key_value(key: str, value: object) -> bytes:
@@ -164,10 +164,7 @@ class _RecordEncoder:
     def attributes(self, attributes: Mapping[str, Any] | None) -> bytes:
         if not attributes:
             return b""
-        # The SDK's BoundedAttributes iterates through the Mapping ABC; its dict does not.
-        plain: Mapping[str, Any] = (
-            attributes._dict if type(attributes) is BoundedAttributes else attributes
-        )
+        plain = plain_attributes(attributes)  # the SDK's are iterated through its dict
         strings = self._string_attributes
         keys = self._keys
         out = []

@@ -78,11 +78,17 @@ import uuid
 from collections.abc import Sequence
 from typing import Final, cast
 
-from opentelemetry._logs import Logger as OtelLogger
-from opentelemetry._logs import LoggerProvider, NoOpLogger, SeverityNumber, get_logger_provider
-from opentelemetry._logs import LogRecord as OtelLogRecord
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_current
+from opentelemetry.context import get_current
 
+from otel_resilience._compat import ApiLogger as OtelLogger
+from otel_resilience._compat import ApiLoggerProvider as LoggerProvider
+from otel_resilience._compat import ApiLogRecord as OtelLogRecord
+from otel_resilience._compat import (
+    NoOpLogger,
+    SeverityNumber,
+    get_logger_provider,
+    instrumentation_suppressed,
+)
 from otel_resilience._fork import unlock_after_fork
 from otel_resilience._secrets import redact_text
 from otel_resilience.logs._async_handler import LockFreeHandler
@@ -273,7 +279,7 @@ class OtlpLogHandler(LockFreeHandler):
             return
         context = get_current()
         # The key instrumentations check; the SDK's batch processor sets it around exports.
-        if context.get(_SUPPRESS_INSTRUMENTATION_KEY):  # logged by the export pipeline
+        if instrumentation_suppressed(context):  # logged by the export pipeline
             return
         state.busy = True
         try:

@@ -38,6 +38,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from otel_resilience._compat import temporality_preferences
 from otel_resilience.metrics import _instruments as instruments
 from otel_resilience.metrics._registry import AnyInstrument, MetricRegistry, all_registries
 
@@ -187,7 +188,7 @@ class RegistryMetricReader(PeriodicExportingMetricReader):
         self._resource = resource
         self._registries = registries
         # Keyed by the SDK's private instrument classes, subclasses of the public ones.
-        preferences = self._instrument_class_temporality.items()
+        preferences = temporality_preferences(self).items()
         if any(
             issubclass(kind, SdkCounter | SdkHistogram) and temporality is not _CUMULATIVE
             for kind, temporality in preferences

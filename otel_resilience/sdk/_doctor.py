@@ -66,8 +66,8 @@ from opentelemetry.instrumentation.dependencies import (
     DependencyConflict,
     get_dist_dependency_conflicts,
 )
-from opentelemetry.util._importlib_metadata import entry_points
 
+from otel_resilience._compat import launcher_entry_points, otlp_endpoint
 from otel_resilience._secrets import redact_text, redact_url
 from otel_resilience._version import __version__
 from otel_resilience.sdk import settings as config
@@ -222,7 +222,7 @@ def _distro(environ: Mapping[str, str], problems: list[str]) -> Choice:
     from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 
     requested = environ.get("OTEL_PYTHON_DISTRO")
-    installed = list(entry_points(group="opentelemetry_distro"))
+    installed = list(launcher_entry_points(group="opentelemetry_distro"))
     in_use = None
     for entry in installed:
         if requested is not None and requested != entry.name:
@@ -245,7 +245,7 @@ def _distro(environ: Mapping[str, str], problems: list[str]) -> Choice:
 def _configurator(environ: Mapping[str, str], problems: list[str]) -> Choice:
     """As ``_load_configurators``: the requested one, or the first installed."""
     requested = environ.get("OTEL_PYTHON_CONFIGURATOR")
-    installed = list(entry_points(group="opentelemetry_configurator"))
+    installed = list(launcher_entry_points(group="opentelemetry_configurator"))
     in_use = next(
         (entry for entry in installed if requested is None or requested == entry.name), None
     )
@@ -258,7 +258,7 @@ def _instrumentations(
     """As ``_load_instrumentors``, then our distro's ``load_instrumentor``, in that order."""
     raw = environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS")
     excluded = [name.strip() for name in raw.split(",")] if raw is not None else []
-    installed = list(entry_points(group="opentelemetry_instrumentor"))
+    installed = list(launcher_entry_points(group="opentelemetry_instrumentor"))
     found = [_instrumentation(entry, excluded, settings, our_distro) for entry in installed]
     names = {entry.name for entry in installed}
     unknown = [name for name in excluded if name not in ("", "*") and name not in names]
@@ -378,21 +378,10 @@ def _exporter(
     )
     return Exporter(
         name,
-        target=redact_url(_otlp_endpoint(signal, protocol, environ)),
+        target=redact_url(otlp_endpoint(signal, protocol, environ)),
         protocol=protocol,
         headers_from=headers,
     )
-
-
-def _otlp_endpoint(signal: Signal, protocol: str, environ: Mapping[str, str]) -> str:
-    """The endpoint as upstream's exporters resolve it (HTTP appends the signal's path)."""
-    endpoint = environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
-    if endpoint:
-        return endpoint
-    general = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if protocol == "grpc":
-        return general or "http://localhost:4317"
-    return f"{(general or 'http://localhost:4318').removesuffix('/')}/v1/{signal}"
 
 
 def _breaker_policy_field(name: str) -> Callable[[Settings], object]:

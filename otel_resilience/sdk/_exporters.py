@@ -35,7 +35,7 @@ _OUR_OTLP_LOG_EXPORTERS = {
 _CONSOLE_EXPORTERS: dict[Signal, str] = {
     "traces": "opentelemetry.sdk.trace.export:ConsoleSpanExporter",
     "metrics": "opentelemetry.sdk.metrics.export:ConsoleMetricExporter",
-    "logs": "opentelemetry.sdk._logs.export:ConsoleLogRecordExporter",
+    "logs": "otel_resilience._compat:ConsoleLogRecordExporter",
 }
 
 # Names that are not push exporters: the configurator builds them as metric readers.

@@ -19,22 +19,25 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator, Set
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from opentelemetry import _logs, metrics, trace
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from otel_resilience._compat import BatchLogRecordProcessor, SdkLoggerProvider, set_logger_provider
 from otel_resilience._version import __version__
 from otel_resilience.health._exports import record_export_outcomes
 from otel_resilience.metrics._otlp import RegistryMetricReader
 from otel_resilience.sdk._exporters import create_exporters
+from otel_resilience.sdk._installed import (
+    InstalledTelemetry,
+    installed_telemetry,
+    remember_installed,
+)
 from otel_resilience.sdk._shutdown import BoundedShutdown
 from otel_resilience.sdk._views import duration_views
 from otel_resilience.sdk.settings import BatchSettings, Settings
@@ -52,28 +55,6 @@ DISTRO_NAME = "otel-resilience"
 # Where the health routes go when OTEL_RESILIENCE_HEALTH_PORT is not set and there is no
 # Prometheus endpoint to share: the port after Prometheus' 9464.
 HEALTH_FALLBACK_PORT = 9465
-
-
-@dataclass(frozen=True, slots=True)
-class InstalledTelemetry:
-    """What the configurator installed, for programs and tools that want to point at it."""
-
-    tracer_provider: TracerProvider
-    meter_provider: MeterProvider
-    logger_provider: LoggerProvider
-    resource: Resource
-    exporters: dict[str, tuple[str, ...]]
-    prometheus_url: str | None
-    shutdown: BoundedShutdown
-    health_url: str | None = None
-
-
-_installed: InstalledTelemetry | None = None
-
-
-def installed_telemetry() -> InstalledTelemetry | None:
-    """The providers the configurator installed in this process, or ``None``."""
-    return _installed
 
 
 def build_resource() -> Resource:
@@ -177,9 +158,9 @@ def _batched(processor: type[_Processor], exporter: Any, batch: BatchSettings) -
 
 def install_providers(settings: Settings) -> InstalledTelemetry:
     """Create the providers, register them globally and arrange a bounded flush at exit."""
-    global _installed  # noqa: PLW0603 - one installation per process is the point
-    if _installed is not None:
-        return _installed
+    installed = installed_telemetry()
+    if installed is not None:
+        return installed
 
     resource = build_resource()
     shutdown = BoundedShutdown(settings.shutdown_timeout)
@@ -206,7 +187,7 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
             shutdown_on_exit=False,
         )
 
-        logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        logger_provider = SdkLoggerProvider(resource=resource, shutdown_on_exit=False)
         log_exporters: list[Any] = [
             record_export_outcomes("logs", log_exporter)
             for log_exporter in create_exporters(
@@ -220,7 +201,7 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
 
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    _logs.set_logger_provider(logger_provider)
+    set_logger_provider(logger_provider)
     if log_exporters:
         from otel_resilience.logs._bridge import attach_log_bridge
 
@@ -232,7 +213,7 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
     atexit.register(shutdown.run)
     health = _health_endpoint(settings, prometheus)
 
-    _installed = InstalledTelemetry(
+    installed = InstalledTelemetry(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         logger_provider=logger_provider,
@@ -242,5 +223,6 @@ def install_providers(settings: Settings) -> InstalledTelemetry:
         shutdown=shutdown,
         health_url=health.url if health is not None else None,
     )
-    _logger.debug("otel-resilience installed %s", _installed)
-    return _installed
+    remember_installed(installed)
+    _logger.debug("otel-resilience installed %s", installed)
+    return installed

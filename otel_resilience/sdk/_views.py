@@ -14,6 +14,8 @@ from typing import Any
 from opentelemetry.sdk.metrics import Histogram
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
+from otel_resilience._compat import advised_bucket_boundaries
+
 __all__ = ["SECONDS_BUCKETS", "duration_views"]
 
 SECONDS_BUCKETS: tuple[float, ...] = (
@@ -41,8 +43,7 @@ class _SecondsBucketsUnlessAdvised(ExplicitBucketHistogramAggregation):
         super().__init__(boundaries=SECONDS_BUCKETS)
 
     def _create_aggregation(self, instrument: Any, *args: Any, **kwargs: Any) -> Any:
-        advisory = getattr(instrument, "_advisory", None)
-        if advisory is not None and advisory.explicit_bucket_boundaries is not None:
+        if advised_bucket_boundaries(instrument) is not None:
             return ExplicitBucketHistogramAggregation()._create_aggregation(
                 instrument, *args, **kwargs
             )

@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from opentelemetry.sdk._configuration import _BaseConfigurator
-
+from otel_resilience._compat import BaseConfigurator
 from otel_resilience.sdk._providers import install_providers
 from otel_resilience.sdk.settings import current_settings
 
@@ -21,7 +20,7 @@ __all__ = ["ResilienceConfigurator"]
 _logger = logging.getLogger(__name__)
 
 
-class ResilienceConfigurator(_BaseConfigurator):
+class ResilienceConfigurator(BaseConfigurator):
     """Builds the providers, resource and exporters from environment variables alone."""
 
     def _configure(self, **kwargs: Any) -> None:
