@@ -1,5 +1,5 @@
 # The two entry points the README starts with. Both set everything up from nothing.
-.PHONY: demo test lint setup setup-demo
+.PHONY: demo test test-unit lint setup setup-demo
 
 # The demo installs only what it runs (the distribution, requests and httpx); the tests add
 # their toolchain (pytest, linters, the peers the benchmarks compare against).
@@ -28,3 +28,7 @@ lint: setup
 test: setup lint
 	scripts/services
 	.venv/bin/pytest
+
+# The unit tier alone: no server, no subprocess, no network, so no scripts/services.
+test-unit: setup
+	.venv/bin/pytest tests/unit

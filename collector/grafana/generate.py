@@ -10,7 +10,7 @@ check that the committed files are exactly what it writes::
 
 Every query uses the names the OpenTelemetry Prometheus exporter gives our instruments
 (README, "Telemetry names"): dots become underscores, counters gain ``_total``, histograms
-in seconds become ``_seconds_bucket``/``_count``. tests/test_dashboards.py runs each query
+in seconds become ``_seconds_bucket``/``_count``. tests/launcher/test_dashboards.py runs each query
 against a real Prometheus scraping a real workload, so a name we do not emit fails there.
 
 Choices every panel follows:

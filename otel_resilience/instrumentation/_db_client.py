@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypeVar, cast
@@ -26,11 +25,11 @@ from typing import Any, NamedTuple, Protocol, TypeVar, cast
 from opentelemetry import context, metrics, trace
 
 from otel_resilience._compat import SPAN_KEY, instrumentation_suppressed
-from otel_resilience._fork import unlock_after_fork
 from otel_resilience._version import __version__
 from otel_resilience.breaker._breaker import CircuitBreaker, CircuitOpenError
-from otel_resilience.breaker._registry import CircuitBreakerRegistry, default_registry
+from otel_resilience.breaker._registry import CircuitBreakerRegistry
 from otel_resilience.instrumentation._duration import duration_histogram
+from otel_resilience.instrumentation._endpoints import AdapterOptions, EndpointResilience
 from otel_resilience.instrumentation._engine import (
     CallEngine,
     HeldVerdict,
@@ -44,7 +43,7 @@ from otel_resilience.instrumentation._engine import (
 )
 from otel_resilience.instrumentation._sql import Statement
 from otel_resilience.retry._retry import Retry
-from otel_resilience.sdk.settings import RetrySettings, current_settings
+from otel_resilience.sdk.settings import RetrySettings, Settings
 
 __all__ = ["DbEndpoint", "DbLibrary", "OutgoingDb", "database_key"]
 
@@ -166,6 +165,7 @@ class _DbKind:
     """
 
     __slots__ = ("duration", "library", "library_name", "rejection_error")
+    reads_later = False  # a driver has read the rows when the call returns
 
     def __init__(self, library: DbLibrary, duration: Histogram) -> None:
         self.library = library
@@ -247,9 +247,14 @@ class OutgoingDb:
         meter_provider: metrics.MeterProvider | None = None,
         registry: CircuitBreakerRegistry | None = None,
         retry: RetrySettings | None = None,
-        resilience: bool | None = None,
-        retry_read_only: bool | None = None,
+        resilience: bool = True,
+        retry_read_only: bool = False,
     ) -> None:
+        """Everything explicit: a component used as a library reads no settings itself.
+
+        ``retry`` ``None``: no retries. An instrumentor builds it with :meth:`from_options`
+        from the settings it was given.
+        """
         self.library = library
         scope = f"otel_resilience.instrumentation.{library.name}"
         duration = duration_histogram(
@@ -261,74 +266,66 @@ class OutgoingDb:
         self._engine: CallEngine[_DbCall, Any] = CallEngine(
             _DbKind(library, duration), trace.get_tracer(scope, __version__, tracer_provider)
         )
-        self._registry = registry
-        settings = current_settings()
-        self._retry_settings = retry if retry is not None else settings.retry
-        # OTEL_RESILIENCE_DISABLED turns breakers and retries off; spans and metrics stay.
-        self._resilience = (
-            resilience if resilience is not None else settings.resilience_enabled(library.name)
-        )
-        self.retry_read_only = (
-            retry_read_only if retry_read_only is not None else settings.db_retry_read_only
-        )
-        self._retries: dict[tuple[str, str], Retry] = {}
-        self._retries_lock = threading.Lock()
-        unlock_after_fork(self, "_retries_lock")
+        self._endpoints = EndpointResilience(registry, retry, resilience)
+        self.retry_read_only = retry_read_only
         self._calls: dict[tuple[DbEndpoint, Statement], _DbCall] = {}
 
     @classmethod
     def from_options(
-        cls, library: DbLibrary, options: Mapping[str, Any], *, retry_read_only: bool | None = None
+        cls,
+        library: DbLibrary,
+        options: Mapping[str, Any],
+        *,
+        retry_read_only: Callable[[Settings], bool] | None = None,
     ) -> OutgoingDb:
         """Built from an instrumentor's ``instrument(**options)``, as every adapter takes them.
 
-        ``retry_read_only`` is the adapter's own default when ``options`` has none (Redis's
-        differs from the SQL drivers').
+        ``options["settings"]`` is what the launcher's configurator read and validated (the
+        distro passes it to our instrumentors); an instrumentor used in code without it
+        reads the environment once (:func:`settings_from_options`). Explicit options
+        (``retry``, ``resilience``, ``retry_read_only``) override the settings.
+        ``retry_read_only`` picks the adapter's own setting (Redis's differs from the SQL
+        drivers').
         """
-        given = options.get("retry_read_only")
+        resolved = AdapterOptions.resolve(library.name, options)
+        read_only = options.get("retry_read_only")
+        if read_only is None:
+            pick = retry_read_only or (lambda settings: settings.db_retry_read_only)
+            read_only = pick(resolved.settings)
         return cls(
             library,
-            tracer_provider=options.get("tracer_provider"),
-            meter_provider=options.get("meter_provider"),
-            registry=options.get("registry"),
-            retry=options.get("retry"),
-            resilience=options.get("resilience"),
-            retry_read_only=retry_read_only if given is None else given,
+            tracer_provider=resolved.tracer_provider,
+            meter_provider=resolved.meter_provider,
+            registry=resolved.registry,
+            retry=resolved.retry,
+            resilience=resolved.resilience,
+            retry_read_only=read_only,
         )
 
     @property
     def resilience(self) -> bool:
         """Whether breakers and retries are on for this driver (``OTEL_RESILIENCE_DISABLED``)."""
-        return self._resilience
+        return self._endpoints.enabled
 
     # --- per endpoint -----------------------------------------------------------------------
 
     def _breaker(self, key: str) -> CircuitBreaker | None:
-        if not self._resilience:
-            return None
-        registry = self._registry if self._registry is not None else default_registry()
-        return None if registry.is_excluded(key) else registry.get(key)
+        return self._endpoints.breaker(key)
 
     def _retry(self, key: str, purpose: str, breaker: CircuitBreaker) -> Retry | None:
         """The endpoint's retry policy for ``purpose`` (``connect`` or ``read``)."""
-        settings = self._retry_settings
-        if settings.max_retries == 0:
-            return None
-        retry = self._retries.get((key, purpose))
-        if retry is None or retry.breaker is not breaker:
-            retry = Retry.from_settings(
+        return self._endpoints.retry(
+            (key, purpose),
+            breaker,
+            lambda settings: Retry.from_settings(
                 key,
                 settings,
                 breaker=breaker,
                 retry_on=(lambda error: is_judged_failure(error) and _may_run_again(),),
                 hooks=(settle_as_retried_past,),
-            )
-            with self._retries_lock:
-                limit = (self._registry or default_registry()).max_breakers * 2
-                if len(self._retries) >= limit:
-                    self._retries.pop(next(iter(self._retries)))
-                self._retries[key, purpose] = retry
-        return retry
+            ),
+            kept=2,
+        )
 
     def _call(self, endpoint: DbEndpoint, statement: Statement) -> _DbCall:
         """``{db.operation.name} {target}``, the metric's attributes and the span's."""

@@ -80,6 +80,8 @@ class CallKind(Protocol[CallT_contra, ResultT_contra]):
     """The library's own error for a rejected call (also a :class:`CircuitOpenError`)."""
     duration: Histogram
     """``http.client.request.duration``, ``db.client.operation.duration``..."""
+    reads_later: bool
+    """Whether results may be read after the call returns (see :meth:`finish_later`)."""
 
     def span_start(self, call: CallT_contra) -> tuple[str, Mapping[str, Any]]:
         """The span's name and the attributes it starts with (what samplers see)."""
@@ -388,9 +390,11 @@ class CallEngine(Generic[CallT, ResultT]):
                     permit.breaker.report_retry_after(wait)
             self._end(call, span, result, started)
             return
-        finish = functools.partial(self._finish, call, span, permit, result, started)
-        if not kind.finish_later(call, result, finish):
-            finish(None)
+        if kind.reads_later:
+            finish = functools.partial(self._finish, call, span, permit, result, started)
+            if kind.finish_later(call, result, finish):
+                return
+        self._finish(call, span, permit, result, started, None)
 
     def _finish(
         self,

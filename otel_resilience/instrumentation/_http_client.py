@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -38,12 +37,12 @@ from otel_resilience._compat import (
     propagators_run_by,
     traceparent,
 )
-from otel_resilience._fork import unlock_after_fork
 from otel_resilience._secrets import redact_text, redact_url
 from otel_resilience._version import __version__
 from otel_resilience.breaker._breaker import CircuitBreaker, CircuitOpenError
-from otel_resilience.breaker._registry import CircuitBreakerRegistry, default_registry
+from otel_resilience.breaker._registry import CircuitBreakerRegistry
 from otel_resilience.instrumentation._duration import duration_histogram
+from otel_resilience.instrumentation._endpoints import AdapterOptions, EndpointResilience
 from otel_resilience.instrumentation._engine import (
     CallEngine,
     Histogram,
@@ -52,7 +51,7 @@ from otel_resilience.instrumentation._engine import (
     settle_as_retried_past,
 )
 from otel_resilience.retry._retry import Retry, RetryDetails, current_attempt
-from otel_resilience.sdk.settings import MAX_SECONDS, RetrySettings, current_settings
+from otel_resilience.sdk.settings import MAX_SECONDS, RetrySettings
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -382,13 +381,14 @@ class _HttpKind(Generic[ResponseT]):
     reused, never mutated.
     """
 
-    __slots__ = ("duration", "library", "library_name", "rejection_error")
+    __slots__ = ("duration", "library", "library_name", "reads_later", "rejection_error")
 
     def __init__(self, library: HttpLibrary[ResponseT], duration: Histogram) -> None:
         self.library = library
         self.library_name = library.name
         self.rejection_error = library.rejection_error
         self.duration = duration
+        self.reads_later = library.body_read_later
 
     def span_start(self, call: _HttpCall) -> tuple[str, Mapping[str, Any]]:
         """``{method}`` and the conventions' required attributes.
@@ -484,8 +484,7 @@ class _HttpKind(Generic[ResponseT]):
         result: ResponseT,
         finish: Callable[[BaseException | None], None],
     ) -> bool:
-        library = self.library
-        return library.body_read_later and library.when_read(result, finish)
+        return self.library.when_read(result, finish)
 
 
 class OutgoingHttp(Generic[ResponseT]):
@@ -505,8 +504,13 @@ class OutgoingHttp(Generic[ResponseT]):
         meter_provider: metrics.MeterProvider | None = None,
         registry: CircuitBreakerRegistry | None = None,
         retry: RetrySettings | None = None,
-        resilience: bool | None = None,
+        resilience: bool = True,
     ) -> None:
+        """Everything explicit: a component used as a library reads no settings itself.
+
+        ``retry`` ``None``: no retries. An instrumentor builds it with :meth:`from_options`
+        from the settings it was given.
+        """
         self.library = library
         scope = f"otel_resilience.instrumentation.{library.name}"
         # One instrument for every HTTP adapter: the SDK takes two same-named instruments
@@ -520,43 +524,42 @@ class OutgoingHttp(Generic[ResponseT]):
         self._engine: CallEngine[_HttpCall, ResponseT] = CallEngine(
             _HttpKind(library, duration), trace.get_tracer(scope, __version__, tracer_provider)
         )
-        self._registry = registry
-        self._retry_settings = retry if retry is not None else current_settings().retry
-        # OTEL_RESILIENCE_DISABLED turns breakers and retries off; spans and metrics stay.
-        self._resilience = (
-            resilience
-            if resilience is not None
-            else current_settings().resilience_enabled(library.name)
+        self._endpoints = EndpointResilience(registry, retry, resilience)
+
+    @classmethod
+    def from_options(
+        cls, library: HttpLibrary[ResponseT], options: Mapping[str, Any]
+    ) -> OutgoingHttp[ResponseT]:
+        """Built from an instrumentor's ``instrument(**options)``, as every adapter takes them.
+
+        ``options["settings"]`` is what the launcher's configurator read and validated (the
+        distro passes it to our instrumentors); an instrumentor used in code without it
+        reads the environment once (:func:`settings_from_options`). Explicit ``retry`` and
+        ``resilience`` options override the settings.
+        """
+        resolved = AdapterOptions.resolve(library.name, options)
+        return cls(
+            library,
+            tracer_provider=resolved.tracer_provider,
+            meter_provider=resolved.meter_provider,
+            registry=resolved.registry,
+            retry=resolved.retry,
+            resilience=resolved.resilience,
         )
-        self._retries: dict[str, Retry] = {}
-        self._retries_lock = threading.Lock()
-        unlock_after_fork(self, "_retries_lock")
 
     # --- per endpoint -----------------------------------------------------------------------
 
-    def _breaker(self, key: str) -> CircuitBreaker | None:
-        """The endpoint's breaker; ``None`` when resilience is off for it or for us."""
-        registry = self._registry if self._registry is not None else default_registry()
-        return None if registry.is_excluded(key) else registry.get(key)
-
     def _retry(self, key: str, request: HttpRequest, breaker: CircuitBreaker) -> Retry | None:
-        """The endpoint's retry policy, if ``request`` may be retried."""
-        if (
-            request.method not in IDEMPOTENT_METHODS
-            or not request.replayable
-            or self._retry_settings.max_retries == 0
-        ):
+        """The endpoint's retry policy, if ``request`` may be sent again."""
+        if request.method not in IDEMPOTENT_METHODS or not request.replayable:
             return None
-        retry = self._retries.get(key)
-        if retry is None or retry.breaker is not breaker:
-            retry = self._new_retry(key, breaker)
-        return retry
+        return self._endpoints.retry(key, breaker, functools.partial(self._new_retry, key, breaker))
 
-    def _new_retry(self, key: str, breaker: CircuitBreaker) -> Retry:
+    def _new_retry(self, key: str, breaker: CircuitBreaker, settings: RetrySettings) -> Retry:
         library = self.library
-        retry = Retry.from_settings(
+        return Retry.from_settings(
             key,
-            self._retry_settings,
+            settings,
             breaker=breaker,
             retry_on=(is_judged_failure,),
             retry_on_result=self._worth_retrying,
@@ -567,11 +570,6 @@ class OutgoingHttp(Generic[ResponseT]):
             ),
             hooks=(self._discard_retried,),
         )
-        with self._retries_lock:
-            if len(self._retries) >= (self._registry or default_registry()).max_breakers:
-                self._retries.pop(next(iter(self._retries)))  # the oldest, like the breakers
-            self._retries[key] = retry
-        return retry
 
     def _worth_retrying(self, response: ResponseT) -> bool:
         """A response worth another attempt: one that counts against the endpoint."""
@@ -598,10 +596,11 @@ class OutgoingHttp(Generic[ResponseT]):
         try:
             target = _parse_target(request.url)
             call = _HttpCall(request, target)
-            if not self._resilience:
+            endpoints = self._endpoints
+            if not endpoints.enabled:
                 return call, None, None
             key = target.endpoint.key
-            breaker = self._breaker(key)
+            breaker = endpoints.breaker(key)
             return call, breaker, None if breaker is None else self._retry(key, request, breaker)
         except Exception as error:
             _logger.warning(

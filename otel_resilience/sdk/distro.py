@@ -58,7 +58,7 @@ class ResilienceDistro(BaseDistro):  # type: ignore[misc]
     """Loads instrumentors fail-safe; providers are the configurator's job."""
 
     def _configure(self, **kwargs: Any) -> None:
-        """Nothing to do before the configurator: our defaults live in :mod:`config`."""
+        """Nothing to do before the configurator: our defaults live in :mod:`.settings`."""
 
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
         """Instrument one library; an unexpected error costs a warning, not the others."""
@@ -72,11 +72,18 @@ class ResilienceDistro(BaseDistro):  # type: ignore[misc]
         if str(getattr(entry_point, "value", "")).startswith(_OUR_PREFIX):
             # Ours are named after the module they instrument (requests, redis, sqlite3...).
             wrapt.register_post_import_hook(
-                lambda _module: self._load_now(entry_point, kwargs, lazily=True),
+                lambda _module: self._load_ours(entry_point, kwargs),
                 entry_point.name,
             )
             return
         self._load_now(entry_point, kwargs, lazily=False)
+
+    def _load_ours(self, entry_point: Any, kwargs: dict[str, Any]) -> None:
+        """Instrument one of ours, handing it the settings the configurator read (once per
+        process, validated there): our instrumentors read no settings of their own."""
+        from otel_resilience.sdk.settings import current_settings
+
+        self._load_now(entry_point, {**kwargs, "settings": current_settings()}, lazily=True)
 
     def _load_now(self, entry_point: Any, kwargs: dict[str, Any], *, lazily: bool) -> None:
         try:

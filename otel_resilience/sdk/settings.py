@@ -51,6 +51,7 @@ __all__ = [
     "Variable",
     "current_settings",
     "markdown_table",
+    "settings_from_options",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -1652,5 +1653,22 @@ class Settings:
 
 @cache
 def current_settings() -> Settings:
-    """The process's settings, read from ``os.environ`` once, so each warning is given once."""
+    """The process's settings, read from ``os.environ`` once, so each warning is given once.
+
+    Read at the entry points only: the configurator (which validates and installs them),
+    the distro (which passes them to our instrumentors as ``instrument(settings=...)``),
+    and an instrumentor used in code without them (:func:`settings_from_options`).
+    Components below take what they need as arguments.
+    """
     return Settings.from_environment()
+
+
+def settings_from_options(options: Mapping[str, Any]) -> Settings:
+    """The settings an instrumentor was given (``instrument(settings=...)``), or, for one
+    used in code without them, the environment's, read once per process."""
+    given = options.get("settings")
+    if given is None:
+        return current_settings()
+    if not isinstance(given, Settings):
+        raise TypeError(f"settings must be an otel_resilience Settings, not {type(given).__name__}")
+    return given

@@ -235,14 +235,7 @@ class HTTPXClientInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        outgoing: OutgoingHttp[httpx.Response] = OutgoingHttp(
-            _Httpx(),
-            tracer_provider=kwargs.get("tracer_provider"),
-            meter_provider=kwargs.get("meter_provider"),
-            registry=kwargs.get("registry"),
-            retry=kwargs.get("retry"),
-            resilience=kwargs.get("resilience"),
-        )
+        outgoing: OutgoingHttp[httpx.Response] = OutgoingHttp.from_options(_Httpx(), kwargs)
 
         def handle_request(
             wrapped: Any, instance: httpx.HTTPTransport, args: tuple[Any, ...], kwargs: Any

@@ -81,7 +81,6 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwr
 
 from otel_resilience import CircuitOpenError
 from otel_resilience.instrumentation import DbEndpoint, OutgoingDb, unlock_after_fork
-from otel_resilience.sdk.settings import current_settings
 from otel_resilience_instrumentation_redis import _at_most_once
 from otel_resilience_instrumentation_redis._commands import (
     READ_ONLY_COMMANDS,
@@ -219,7 +218,7 @@ class RedisInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         outgoing = OutgoingDb.from_options(
-            _Redis(), kwargs, retry_read_only=current_settings().redis_retry_read_only
+            _Redis(), kwargs, retry_read_only=lambda settings: settings.redis_retry_read_only
         )
         endpoints = _Endpoints()
         # With resilience off, redis-py's retry is left as it is, resending writes included.

@@ -162,14 +162,7 @@ class RequestsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        outgoing: OutgoingHttp[requests.Response] = OutgoingHttp(
-            _Requests(),
-            tracer_provider=kwargs.get("tracer_provider"),
-            meter_provider=kwargs.get("meter_provider"),
-            registry=kwargs.get("registry"),
-            retry=kwargs.get("retry"),
-            resilience=kwargs.get("resilience"),
-        )
+        outgoing: OutgoingHttp[requests.Response] = OutgoingHttp.from_options(_Requests(), kwargs)
 
         def send(
             wrapped: Any, instance: requests.Session, args: tuple[Any, ...], kwargs: Any
